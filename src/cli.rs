@@ -1,0 +1,298 @@
+//! Command-line flags, as typed. `config` turns them into validated values.
+// Doc comments here are `--help` text for people, not rustdoc: no backticks.
+#![allow(clippy::doc_markdown)]
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ghreplay",
+    version,
+    about = "Read, replay and analyse archived GitHub webhook deliveries",
+    long_about = "Read, replay and analyse GitHub webhook deliveries archived by Kinesis Firehose \
+(to S3, or a local directory laid out the same way): Mozilla's envelope, cztack's raw \
+payloads and ghreplay's own records.",
+    after_help = "Exit status: 0 success; 1 nothing matched; 2 error (bad flags, archive or \
+target unreachable); 3 finished, but input was skipped: corrupt objects or records, keys \
+outside Firehose naming, events too large for SNS (listed on stderr; --allow-skipped makes \
+this 0); 4 republish stopped part way (resume with --resume --checkpoint FILE)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The archive: a local directory, or s3://bucket/prefix. The prefix is
+    /// what Firehose puts before YYYY/ (e.g. kinesis/).
+    #[arg(
+        long,
+        global = true,
+        env = "GHREPLAY_ARCHIVE",
+        default_value = "./archive"
+    )]
+    pub archive: String,
+    /// An S3-compatible endpoint (MinIO, moto...) instead of AWS's.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Log more (-v: each skipped input; -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars and no summary on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the hour prefixes and objects that hold a time range.
+    List(ListArgs),
+    /// Print archived events as NDJSON, one JSON object per line.
+    ///
+    /// Keys of each line: delivery_id, event, action, repository,
+    /// private, public (the privacy filter's verdict), sender,
+    /// received_at, shape, object, offset, payload (the GitHub
+    /// payload as archived).
+    Cat(CatArgs),
+    /// Send archived events again: to Pulse (RabbitMQ) or SNS, after an
+    /// outage. Public events only unless --include-private; confirmed,
+    /// paced, resumable from a checkpoint.
+    Republish(RepublishArgs),
+    /// Receive GitHub webhooks live: verify signatures, archive every
+    /// delivery durably (in the format the other commands read) before
+    /// answering 2xx.
+    ///
+    /// Secrets come from --secret-file (one per line; several for rotation)
+    /// and the GHREPLAY_WEBHOOK_SECRET environment variable (likewise).
+    Serve(ServeArgs),
+    /// Print the Snowflake SQL for these archives (it does not connect):
+    /// SnowAlert's stage, landing table and pipe, or a range's backfill.
+    #[command(subcommand)]
+    Snowflake(SnowflakeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnowflakeCommand {
+    /// The stage (with its JSON file format), the 62-column landing table
+    /// and the auto-ingest pipe, named as SnowAlert's GitHub webhooks
+    /// connector names them.
+    Setup {
+        /// The connection name: objects are data.GITHUB_WEBHOOKS_S3_<NAME>_EVENTS_*.
+        #[arg(long)]
+        name: String,
+        /// The archive the stage reads, s3://bucket/prefix.
+        #[arg(long, value_name = "URL")]
+        stage_url: String,
+        /// The AWS role Snowflake assumes to read the bucket.
+        #[arg(long, value_name = "ARN")]
+        aws_role: String,
+    },
+    /// The statements that backfill exactly a range: `ALTER PIPE ... REFRESH`
+    /// per hour prefix within Snowflake's 7-day refresh window, `COPY INTO
+    /// ... FILES` for older objects (and for enveloped shapes, read from
+    /// `$1:body`). Objects come from listing --archive as `list` does.
+    Refresh {
+        #[arg(long)]
+        name: String,
+        /// Start of the range (inclusive).
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// End of the range (exclusive); default now.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// The stage's URL when it is not --archive itself: object paths
+        /// are made relative to it.
+        #[arg(long, value_name = "URL")]
+        stage_url: Option<String>,
+        /// The records' shape: `auto` reads the first object of the range.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "raw", "mozilla", "ghreplay"])]
+        shape: String,
+    },
+}
+
+/// A time range. Times are RFC 3339, a date (2026-01-15, UTC), an hour
+/// (2026-01-15T10) or a span back from now (30m, 6h, 2d, 1w).
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Start of the range (inclusive); default: the archive's beginning.
+    /// RFC 3339, a date (2026-01-15, UTC), an hour (2026-01-15T10) or a
+    /// span back from now (30m, 6h, 2d, 1w).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End of the range (exclusive); default: the archive's end.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Machine-readable JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list every object under its hour.
+    #[arg(long)]
+    pub objects: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Keep only this event (X-GitHub-Event name); repeatable.
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
+    /// Keep only events with this action (opened, published...); repeatable.
+    #[arg(long = "action", value_name = "ACTION")]
+    pub actions: Vec<String>,
+    /// Keep only this repository, owner/name; repeatable.
+    #[arg(long = "repo", value_name = "OWNER/NAME")]
+    pub repos: Vec<String>,
+    /// Keep repeated delivery ids (by default only the first is kept).
+    #[arg(long)]
+    pub keep_duplicates: bool,
+    /// How long after a delivery a repeat of its id still counts as a
+    /// duplicate, in archive time (Firehose retries for up to a day). `all`
+    /// remembers every id, at ~50 bytes each.
+    #[arg(long, default_value = "48h", value_name = "SPAN|all")]
+    pub dedupe_window: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Exit 0 even when corrupt input was skipped (it is still reported).
+    #[arg(long)]
+    pub allow_skipped: bool,
+    /// Objects fetched at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub fetch_jobs: usize,
+    /// Largest decompressed object read; past it, the rest is reported.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub max_object_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Keep only events the privacy filter passes: an allow-list of 17
+    /// event types in repositories that are not private. Fails closed.
+    #[arg(long)]
+    pub public_only: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 every event confirmed; 1 nothing to send; 2 error, \
+nothing sent (bad flags, target unreachable at the start); 3 finished, but input was skipped \
+(corrupt, or too large for SNS); 4 stopped part way (broker gone, Ctrl-C, refused message): \
+run again with --resume --checkpoint FILE."
+)]
+pub struct RepublishArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Where to send: `amqp://user:pass@host:5672/vhost` or `amqps://...`
+    /// (Pulse), `sns:arn:aws:sns:REGION:ACCOUNT:TOPIC`, or `ndjson` /
+    /// `ndjson:FILE` (what would be sent, as `cat` prints it).
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// The AMQP exchange (topic, durable).
+    #[arg(long, default_value = crate::sink::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
+    pub exchange: String,
+    /// Declare the exchange; by default it must exist (checked passively, as
+    /// Pulse requires).
+    #[arg(long)]
+    pub declare: bool,
+    /// Fail on a message no queue takes (AMQP `mandatory`).
+    #[arg(long)]
+    pub mandatory: bool,
+    /// Also send events the privacy filter holds back. By default only
+    /// public events are sent, to every target.
+    #[arg(long)]
+    pub include_private: bool,
+    /// Count what would be sent, by event and repository; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Messages per second at most (paced, none dropped); default unpaced.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Record progress in FILE, durably, so that a stopped run can resume.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Continue the run recorded in --checkpoint, with no gap.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+    /// Messages unconfirmed at once (AMQP). A run killed at any moment sends
+    /// at most twice this many events again when resumed.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub confirm_window: usize,
+    /// How long to keep retrying a lost broker or a failing batch before
+    /// stopping with a checkpoint.
+    #[arg(long, default_value = "60s", value_name = "SPAN")]
+    pub retry_for: String,
+    /// Append the events too large for SNS here, as NDJSON (they are always
+    /// listed in the summary).
+    #[arg(long, value_name = "FILE")]
+    pub oversize_list: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// The webhook path.
+    #[arg(long, default_value = "/webhook")]
+    pub path: String,
+    /// File of webhook secrets, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Also accept the legacy SHA-1 `X-Hub-Signature` alone.
+    #[arg(long)]
+    pub allow_sha1: bool,
+    /// Accept deliveries without checking any signature. Never in production.
+    #[arg(long)]
+    pub insecure_no_verify: bool,
+    /// With an `s3://` archive: where records are written durably before
+    /// their object is complete and uploaded (gzip). Keep it on a disk that
+    /// survives a restart.
+    #[arg(long, default_value = "./ghreplay-spool", value_name = "DIR")]
+    pub spool: std::path::PathBuf,
+    /// Also forward each delivery, once archived, to Pulse
+    /// (`amqp://...`) or SNS (`sns:arn:...`), shaped as `republish` shapes
+    /// it. A forward failure is counted; the delivery is in the archive.
+    #[arg(long, value_name = "TARGET")]
+    pub forward: Option<String>,
+    /// The AMQP exchange to forward to.
+    #[arg(long, default_value = crate::sink::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
+    pub forward_exchange: String,
+    /// Declare the forward exchange instead of checking it exists.
+    #[arg(long)]
+    pub forward_declare: bool,
+    /// Forward events the privacy filter holds back too.
+    #[arg(long)]
+    pub forward_include_private: bool,
+    /// Stream name in archive object names.
+    #[arg(long, default_value = "ghreplay")]
+    pub stream: String,
+    /// Start a new archive object past this many bytes.
+    #[arg(long, default_value_t = 5 * 1024 * 1024, value_name = "BYTES")]
+    pub roll_bytes: u64,
+    /// ...or past this age.
+    #[arg(long, default_value = "300s", value_name = "SPAN")]
+    pub roll_age: String,
+    /// How long a delivery id is remembered against redelivery (GitHub
+    /// redelivers for 3 days); the archive of that span is read at startup.
+    #[arg(long, default_value = "72h", value_name = "SPAN")]
+    pub dedupe_window: String,
+}

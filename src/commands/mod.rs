@@ -1,0 +1,88 @@
+//! One file per subcommand: flags in, stage calls, summary out.
+
+mod cat;
+mod list;
+mod republish;
+mod serve;
+mod snowflake;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::ReadConfig;
+use crate::output::Progress;
+use crate::pipeline::{self, Summary};
+use crate::sink::{Sink, SinkError};
+use crate::source::{self, Store};
+
+/// How a command ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Did what was asked.
+    Done,
+    /// Ran fine, but nothing matched.
+    NothingMatched,
+    /// Finished, but input was skipped (corrupt, or outside Firehose naming).
+    InputSkipped,
+    /// Stopped part way; a checkpoint (if any) resumes it.
+    Stopped,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::NothingMatched => 1,
+            Outcome::InputSkipped => 3,
+            Outcome::Stopped => 4,
+        }
+    }
+}
+
+impl Outcome {
+    /// How a command that read events ended: input passed over (corrupt,
+    /// outside Firehose naming, or `target_skipped` by the destination)
+    /// unless `--allow-skipped`, else whether anything was kept.
+    #[must_use]
+    pub fn of_read(summary: &Summary, target_skipped: bool, allow_skipped: bool) -> Self {
+        if (summary.input_skipped() || target_skipped) && !allow_skipped {
+            Outcome::InputSkipped
+        } else if summary.events.kept == 0 {
+            Outcome::NothingMatched
+        } else {
+            Outcome::Done
+        }
+    }
+}
+
+/// The exit status for errors (bad flags, unreachable archive, I/O).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Lists the configured range and reads it into `sink`, with a spinner
+/// while listing and a progress bar while reading (on a terminal).
+async fn read_into<S: Sink + 'static>(
+    global: &GlobalArgs,
+    cfg: &ReadConfig,
+    sink: S,
+) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
+    let store = Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await?;
+    let spinner = Progress::spinner("listing", global.quiet);
+    let plan = source::plan(&store, &cfg.selection.time).await;
+    spinner.finish();
+    let plan = plan.with_context(|| format!("listing {}", cfg.archive))?;
+    let total = plan.objects.iter().map(|o| o.size).sum();
+    let progress = Progress::bytes(total, global.quiet);
+    let f = pipeline::run(store, plan, cfg, sink, progress).await?;
+    Ok((f.summary, f.sink, f.result))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::List(args) => list::run(&cli.global, &args).await,
+        Command::Cat(args) => cat::run(&cli.global, &args).await,
+        Command::Republish(args) => republish::run(&cli.global, &args).await,
+        Command::Serve(args) => serve::run(&cli.global, &args).await,
+        Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,
+    }
+}

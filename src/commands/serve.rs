@@ -1,0 +1,307 @@
+//! `ghreplay serve`: flags in, index rebuilt from the archive, receiver out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use chrono::Utc;
+
+use super::Outcome;
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::config::Target;
+use crate::config::{self, ArchiveLocation, ReadConfig, Selection, TimeRange};
+use crate::decode::{DecodeOptions, DecodedObject, Event};
+use crate::filter::Dedupe;
+use crate::output::Progress;
+use crate::pipeline;
+use crate::server::forward::Forwarder;
+use crate::server::metrics::Metrics;
+use crate::server::verify::{self, Secret};
+use crate::server::writer::{ArchiveWriter, WriterConfig};
+use crate::server::{self, upload, AppState, Auth, DeliveryIndex};
+use crate::sink::delivery::Delivery;
+use crate::sink::pulse::{PulseConfig, PulseSink};
+use crate::sink::sns::{SnsConfig, SnsSink};
+use crate::sink::{Sink, SinkError};
+use crate::source::{self, Store};
+
+pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let span = |flag: &str, v: &str| {
+        config::parse_span(v)
+            .and_then(|d| d.to_std().ok())
+            .with_context(|| format!("{flag} {v:?}: expected a span (300s, 5m, 72h)"))
+    };
+    let roll_age = span("--roll-age", &args.roll_age)?;
+    let dedupe_window = span("--dedupe-window", &args.dedupe_window)?;
+    let auth = auth(args)?;
+    if !args.path.starts_with('/') {
+        bail!("--path {:?} must start with /", args.path);
+    }
+
+    let (location, dir, prefix) = locations(global, args)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    // The archive is the truth about what was received: the index of
+    // delivery ids is rebuilt from its last dedupe window (and the spool's).
+    let spool = ArchiveLocation::Local {
+        dir: dir.clone(),
+        prefix: prefix.clone(),
+    };
+    let mut known = archived_ids(global, &location, cfg_endpoint(global), dedupe_window).await?;
+    if spool != location {
+        known.extend(archived_ids(global, &spool, None, dedupe_window).await?);
+    }
+    let index = DeliveryIndex::default();
+    index.extend_durable(known.iter().map(String::as_str));
+
+    let (uploader, on_complete) = start_uploader(global, &location, &dir).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let writer = ArchiveWriter::start(
+        WriterConfig {
+            dir: dir.clone(),
+            prefix,
+            stream: args.stream.clone(),
+            roll_bytes: args.roll_bytes,
+            roll_age,
+            on_complete,
+        },
+        metrics.clone(),
+    )
+    .with_context(|| format!("starting the archive writer in {}", dir.display()))?;
+    let forward = match &args.forward {
+        Some(target) => Some(forwarder(args, target, cfg_endpoint(global), metrics.clone()).await?),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        auth,
+        writer,
+        index,
+        metrics,
+        forward,
+    });
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "ghreplay serve: listening on http://{addr}{} (archive {location}, {} delivery ids known)",
+        args.path,
+        known.len()
+    );
+    server::serve(
+        listener,
+        state.clone(),
+        &args.path,
+        dedupe_window,
+        shutdown_signal(),
+    )
+    .await?;
+    // Closing the writer completes the open object and ends the hand-off
+    // channel, so the uploader finishes once the queue is uploaded.
+    state.writer.close().await;
+    if let Some(f) = &state.forward {
+        f.close().await;
+    }
+    if let Some(u) = uploader {
+        let _ = u.await;
+    }
+    eprintln!("ghreplay serve: stopped; every acknowledged delivery is on disk");
+    Ok(Outcome::Done)
+}
+
+/// The archive, and where records are written durably under the same keys:
+/// the archive directory itself, or for an S3 archive the spool.
+fn locations(
+    global: &GlobalArgs,
+    args: &ServeArgs,
+) -> anyhow::Result<(ArchiveLocation, PathBuf, String)> {
+    if global.archive.starts_with("s3://") {
+        let location = ArchiveLocation::parse(&global.archive)?;
+        let ArchiveLocation::S3 { prefix, .. } = &location else {
+            unreachable!("an s3:// archive parses as S3")
+        };
+        let prefix = prefix.clone();
+        Ok((location, args.spool.clone(), prefix))
+    } else {
+        // Always a directory here (created if need be), never a key prefix.
+        let dir = PathBuf::from(&global.archive);
+        let location = ArchiveLocation::Local {
+            dir: dir.clone(),
+            prefix: String::new(),
+        };
+        Ok((location, dir, String::new()))
+    }
+}
+
+type Uploader = (
+    Option<tokio::task::JoinHandle<()>>,
+    Option<tokio::sync::mpsc::UnboundedSender<PathBuf>>,
+);
+
+/// For an S3 archive: the task that uploads completed objects, and its
+/// queue, already holding what an earlier run left in the spool.
+async fn start_uploader(
+    global: &GlobalArgs,
+    location: &ArchiveLocation,
+    spool: &std::path::Path,
+) -> anyhow::Result<Uploader> {
+    let ArchiveLocation::S3 { .. } = location else {
+        return Ok((None, None));
+    };
+    let store = Store::open(location, cfg_endpoint(global)).await?;
+    let s3 = store.s3().cloned().context("an S3 store")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for leftover in upload::leftovers(spool) {
+        let _ = tx.send(leftover);
+    }
+    Ok((
+        Some(tokio::spawn(upload::run(s3, spool.to_owned(), rx))),
+        Some(tx),
+    ))
+}
+
+/// Connects the `--forward` target (its healthcheck runs before serving).
+async fn forwarder(
+    args: &ServeArgs,
+    target: &str,
+    endpoint_url: Option<&str>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Forwarder> {
+    const WINDOW: usize = 100;
+    let delivery = || Delivery::new(None, None, WINDOW, Arc::default());
+    let retry_for = std::time::Duration::from_secs(10);
+    let include_private = args.forward_include_private;
+    let f = match Target::parse(target)? {
+        Target::Amqp(url) => {
+            let cfg = PulseConfig {
+                url,
+                exchange: args.forward_exchange.clone(),
+                declare: args.forward_declare,
+                mandatory: false,
+                window: WINDOW,
+                retry_for,
+            };
+            Forwarder::start(
+                PulseSink::connect(cfg, delivery()).await?,
+                include_private,
+                metrics,
+            )?
+        }
+        Target::Sns(topic_arn) => {
+            let cfg = SnsConfig {
+                topic_arn,
+                endpoint_url: endpoint_url.map(str::to_owned),
+                retry_for,
+            };
+            Forwarder::start(
+                SnsSink::connect(cfg, delivery()).await?,
+                include_private,
+                metrics,
+            )?
+        }
+        Target::Ndjson(_) => bail!("--forward takes an amqp://, amqps:// or sns: target"),
+    };
+    Ok(f)
+}
+
+fn cfg_endpoint(global: &GlobalArgs) -> Option<&str> {
+    global.endpoint_url.as_deref().filter(|u| !u.is_empty())
+}
+
+fn auth(args: &ServeArgs) -> anyhow::Result<Auth> {
+    let mut secrets: Vec<Secret> = Vec::new();
+    if let Some(path) = &args.secret_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --secret-file {}", path.display()))?;
+        secrets.extend(verify::parse_secrets(&text));
+    }
+    if let Ok(text) = std::env::var("GHREPLAY_WEBHOOK_SECRET") {
+        secrets.extend(verify::parse_secrets(&text));
+    }
+    match (secrets.is_empty(), args.insecure_no_verify) {
+        (_, true) => {
+            tracing::warn!("--insecure-no-verify: deliveries are accepted without checking signatures");
+            Ok(Auth::Insecure)
+        }
+        (true, false) => bail!("no webhook secret: give --secret-file FILE or GHREPLAY_WEBHOOK_SECRET (or, for testing only, --insecure-no-verify)"),
+        (false, false) => Ok(Auth::Secrets {
+            secrets,
+            allow_sha1: args.allow_sha1,
+        }),
+    }
+}
+
+/// Collects the delivery ids of the archive read.
+#[derive(Default)]
+struct Ids(Vec<String>);
+
+impl Sink for Ids {
+    fn accept(&mut self, _: &DecodedObject, e: &Event, _: bool) -> Result<(), SinkError> {
+        self.0.extend(e.delivery_id.clone());
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Delivery ids archived within `window` of now.
+async fn archived_ids(
+    global: &GlobalArgs,
+    location: &ArchiveLocation,
+    endpoint_url: Option<&str>,
+    window: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    let since = Utc::now() - chrono::Duration::from_std(window)?;
+    let cfg = ReadConfig {
+        archive: location.clone(),
+        endpoint_url: endpoint_url.map(str::to_owned),
+        selection: Selection {
+            time: TimeRange::new(Some(since), None)?,
+            ..Selection::default()
+        },
+        dedupe: Dedupe::Off,
+        fetch_jobs: 4,
+        decode: DecodeOptions::default(),
+    };
+    let store = Store::open(location, endpoint_url).await?;
+    let plan = source::plan(&store, &cfg.selection.time).await?;
+    let finished =
+        pipeline::run(store, plan, &cfg, Ids::default(), Progress::bytes(0, true)).await?;
+    let s = &finished.summary;
+    if s.corrupt_objects + s.corrupt_records > 0 {
+        // A torn last record after a crash is expected; it was never acknowledged.
+        tracing::warn!(
+            objects = s.corrupt_objects,
+            records = s.corrupt_records,
+            "skipped damaged archive records while rebuilding the delivery index"
+        );
+    }
+    if !global.quiet {
+        tracing::info!(
+            objects = s.objects,
+            ids = finished.sink.0.len(),
+            "delivery index rebuilt"
+        );
+    }
+    Ok(finished.sink.0)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    eprintln!("ghreplay serve: shutting down: finishing requests in flight, flushing the archive");
+}

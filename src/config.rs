@@ -1,0 +1,451 @@
+//! Raw flags in, validated domain types out: where the archive is, the time
+//! range, the selection. Functions downstream take these, never clap structs.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, DurationRound as _, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+use crate::cli::{GlobalArgs, RangeArgs, ReadArgs, SelectArgs};
+use crate::decode::DecodeOptions;
+use crate::filter::Dedupe;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read time {0:?}: use RFC 3339 (2026-01-15T10:00:00Z), a date (2026-01-15), an hour (2026-01-15T10) or a span back from now (30m, 6h, 2d, 1w)")]
+    Time(String),
+    #[error("--since {since} is not before --until {until}")]
+    EmptyRange {
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    #[error("--archive {0:?}: an S3 archive is written s3://bucket or s3://bucket/prefix")]
+    S3Url(String),
+    #[error("--dedupe-window {0:?}: expected a span (48h, 7d) or `all`")]
+    Span(String),
+    #[error("--to {0:?}: expected amqp://user:pass@host:port/vhost, amqps://..., sns:arn:aws:sns:REGION:ACCOUNT:TOPIC, ndjson or ndjson:FILE")]
+    Target(String),
+    #[error("--retry-for {0:?}: expected a span (30s, 2m)")]
+    RetryFor(String),
+    #[error("--rate {0}: expected a positive number of messages per second")]
+    Rate(f64),
+    #[error("--repo {0:?}: expected owner/name")]
+    Repo(String),
+}
+
+/// Where an archive is: a local directory laid out like S3, or S3 itself.
+/// In both, `prefix` is put before `YYYY/` exactly as Firehose does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    Local { dir: PathBuf, prefix: String },
+    S3 { bucket: String, prefix: String },
+}
+
+impl ArchiveLocation {
+    /// `s3://bucket/prefix` or a local path. A local path that is not a
+    /// directory names a key prefix inside its parent (`./archive/kinesis`
+    /// reads `./archive/kinesis2026/...`), as the same string would on S3.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(ConfigError::S3Url(s.to_owned()));
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        let path = Path::new(s);
+        if path.is_dir() || s.ends_with('/') {
+            return Ok(Self::Local {
+                dir: path.to_owned(),
+                prefix: String::new(),
+            });
+        }
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => Ok(Self::Local {
+                dir: if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_owned()
+                },
+                prefix: name.to_string_lossy().into_owned(),
+            }),
+            _ => Ok(Self::Local {
+                dir: path.to_owned(),
+                prefix: String::new(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { dir, prefix } => write!(f, "{}", dir.join(prefix).display()),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A half-open time range `[since, until)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Firehose's largest buffering interval: no object holds a record further
+/// than this from the time in its name.
+pub const MAX_BUFFER_INTERVAL: Duration = Duration::seconds(900);
+
+impl TimeRange {
+    pub fn new(
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Self, ConfigError> {
+        if let (Some(since), Some(until)) = (since, until) {
+            if since >= until {
+                return Err(ConfigError::EmptyRange { since, until });
+            }
+        }
+        Ok(Self { since, until })
+    }
+
+    #[must_use]
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// The hour prefixes to list: one hour either side of the range, since
+    /// an object under hour H may hold records of hour H+1 (and, named after
+    /// its newest record, of hour H-1).
+    #[must_use]
+    pub fn listing(&self) -> TimeRange {
+        let hour = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+        TimeRange {
+            since: self.since.map(|t| hour(t) - Duration::hours(1)),
+            until: self.until.map(|t| {
+                let h = hour(t);
+                (if h == t { h } else { h + Duration::hours(1) }) + Duration::hours(1)
+            }),
+        }
+    }
+
+    /// The objects to read: those named within one buffering interval of
+    /// the range, which are all that can hold its records.
+    #[must_use]
+    pub fn objects(&self) -> TimeRange {
+        TimeRange {
+            since: self.since.map(|t| t - MAX_BUFFER_INTERVAL),
+            until: self.until.map(|t| t + MAX_BUFFER_INTERVAL),
+        }
+    }
+
+    /// Whether `[from, to)` overlaps the range.
+    #[must_use]
+    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| to > s) && self.until.is_none_or(|u| from < u)
+    }
+
+    /// Whether `[from, to)` lies wholly inside the range.
+    #[must_use]
+    pub fn covers(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| from >= s) && self.until.is_none_or(|u| to <= u)
+    }
+}
+
+/// Parses a point in time: RFC 3339, `YYYY-MM-DD[THH[:MM[:SS]]]` in UTC, or
+/// a span back from `now` (`90s`, `30m`, `6h`, `2d`, `1w`), or `now`.
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ConfigError> {
+    let s = s.trim();
+    let err = || ConfigError::Time(s.to_owned());
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if s.ends_with(|c: char| c.is_ascii_alphabetic())
+        && s.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    {
+        return parse_span(s)
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(err);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| Utc.from_utc_datetime(&t))
+            .ok_or_else(err);
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Some((date, hour)) = s.split_once('T') {
+        if let (Ok(d), Ok(h)) = (NaiveDate::parse_from_str(date, "%Y-%m-%d"), hour.parse()) {
+            return d
+                .and_hms_opt(h, 0, 0)
+                .map(|t| Utc.from_utc_datetime(&t))
+                .ok_or_else(err);
+        }
+    }
+    Err(err())
+}
+
+/// Parses a span: a whole number and a unit, `s`, `m`, `h`, `d` or `w`.
+#[must_use]
+pub fn parse_span(s: &str) -> Option<Duration> {
+    let unit = s.chars().last()?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    let span = match unit {
+        's' => Duration::try_seconds(n),
+        'm' => Duration::try_minutes(n),
+        'h' => Duration::try_hours(n),
+        'd' => Duration::try_days(n),
+        'w' => Duration::try_weeks(n),
+        _ => None,
+    };
+    span.filter(|d| *d >= Duration::zero())
+}
+
+/// Where `republish` sends events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Pulse: `amqp://` or `amqps://` URL.
+    Amqp(String),
+    /// An SNS topic ARN.
+    Sns(String),
+    /// NDJSON to stdout, or to a file.
+    Ndjson(Option<PathBuf>),
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if s.starts_with("amqp://") || s.starts_with("amqps://") {
+            Ok(Self::Amqp(s.to_owned()))
+        } else if let Some(arn) = s.strip_prefix("sns:") {
+            Ok(Self::Sns(arn.to_owned()))
+        } else if s == "ndjson" || s == "ndjson:-" {
+            Ok(Self::Ndjson(None))
+        } else if let Some(path) = s.strip_prefix("ndjson:") {
+            Ok(Self::Ndjson(Some(PathBuf::from(path))))
+        } else {
+            Err(ConfigError::Target(s.to_owned()))
+        }
+    }
+
+    /// The target as it may be shown and recorded: no password.
+    #[must_use]
+    pub fn display(&self) -> String {
+        match self {
+            Self::Amqp(url) => crate::sink::pulse::redact_url(url),
+            Self::Sns(arn) => format!("sns:{arn}"),
+            Self::Ndjson(None) => "ndjson".into(),
+            Self::Ndjson(Some(p)) => format!("ndjson:{}", p.display()),
+        }
+    }
+}
+
+/// Which events to keep.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub time: TimeRange,
+    /// Event names; empty keeps all.
+    pub events: Vec<String>,
+    /// Actions; empty keeps all. An event without an action matches none.
+    pub actions: Vec<String>,
+    /// Repositories `owner/name`, lower case (GitHub names are case-insensitive).
+    pub repos: Vec<String>,
+    /// Keep only what the privacy filter passes.
+    pub public_only: bool,
+}
+
+impl Selection {
+    /// Validates `--repo` values and lower-cases them.
+    pub fn with_repos(mut self, repos: &[String]) -> Result<Self, ConfigError> {
+        for r in repos {
+            match r.split_once('/') {
+                Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => {
+                    self.repos.push(r.to_ascii_lowercase());
+                }
+                _ => return Err(ConfigError::Repo(r.clone())),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Everything the read path needs.
+#[derive(Debug, Clone)]
+pub struct ReadConfig {
+    pub archive: ArchiveLocation,
+    /// S3-compatible endpoint (moto, `MinIO`...); `None` uses AWS's.
+    pub endpoint_url: Option<String>,
+    pub selection: Selection,
+    /// What to do with repeated delivery ids (Firehose delivers at least once).
+    pub dedupe: Dedupe,
+    /// Objects fetched at once.
+    pub fetch_jobs: usize,
+    pub decode: DecodeOptions,
+}
+
+/// Resolves `--since`/`--until`.
+pub fn time_range(args: &RangeArgs, now: DateTime<Utc>) -> Result<TimeRange, ConfigError> {
+    let at = |s: &Option<String>| s.as_deref().map(|s| parse_time(s, now)).transpose();
+    TimeRange::new(at(&args.since)?, at(&args.until)?)
+}
+
+/// Resolves the flags of a command that reads events.
+pub fn read_config(
+    global: &GlobalArgs,
+    range: &RangeArgs,
+    select: &SelectArgs,
+    public_only: bool,
+    read: &ReadArgs,
+) -> Result<ReadConfig, ConfigError> {
+    let selection = Selection {
+        time: time_range(range, Utc::now())?,
+        events: select.events.clone(),
+        actions: select.actions.clone(),
+        repos: Vec::new(),
+        public_only,
+    }
+    .with_repos(&select.repos)?;
+    Ok(ReadConfig {
+        archive: ArchiveLocation::parse(&global.archive)?,
+        endpoint_url: global.endpoint_url.clone().filter(|u| !u.is_empty()),
+        selection,
+        dedupe: if select.keep_duplicates {
+            Dedupe::Off
+        } else if select.dedupe_window == "all" {
+            Dedupe::All
+        } else {
+            Dedupe::Window(
+                parse_span(&select.dedupe_window)
+                    .ok_or_else(|| ConfigError::Span(select.dedupe_window.clone()))?,
+            )
+        },
+        fetch_jobs: read.fetch_jobs.max(1),
+        decode: DecodeOptions {
+            max_object_bytes: read.max_object_bytes,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_time(s, now()).unwrap()
+    }
+
+    #[test]
+    fn accepts_rfc3339_dates_hours_and_spans() {
+        assert_eq!(
+            at("2026-01-15T10:00:00Z"),
+            Utc.with_ymd_and_hms(2026, 1, 15, 10, 0, 0).unwrap()
+        );
+        assert_eq!(at("2026-01-15T12:00:00+02:00"), at("2026-01-15T10:00:00Z"));
+        assert_eq!(at("2026-01-15"), at("2026-01-15T00:00:00Z"));
+        assert_eq!(at("2026-01-15T10"), at("2026-01-15T10:00:00Z"));
+        assert_eq!(at("2026-01-15T10:30"), at("2026-01-15T10:30:00Z"));
+        assert_eq!(at("6h"), at("2026-11-24T06:00:00Z"));
+        assert_eq!(at("2d"), at("2026-11-22T12:00:00Z"));
+        assert_eq!(at("now"), now());
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read_with_a_hint() {
+        for bad in ["yesterday", "6x", "-3h", "2026-13-01", "2026-01-15T25", ""] {
+            let e = parse_time(bad, now()).unwrap_err().to_string();
+            assert!(e.contains("RFC 3339"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn range_is_half_open_and_must_not_be_empty() {
+        let r = TimeRange::new(Some(at("2026-01-15T10")), Some(at("2026-01-15T11"))).unwrap();
+        assert!(r.contains(at("2026-01-15T10:00:00Z")));
+        assert!(!r.contains(at("2026-01-15T11:00:00Z")));
+        assert!(TimeRange::new(Some(at("2026-01-15T11")), Some(at("2026-01-15T10"))).is_err());
+        let l = r.listing();
+        assert_eq!(
+            (l.since, l.until),
+            (Some(at("2026-01-15T09")), Some(at("2026-01-15T12")))
+        );
+    }
+
+    #[test]
+    fn archive_locations() {
+        assert_eq!(
+            ArchiveLocation::parse("s3://b/kinesis/").unwrap(),
+            ArchiveLocation::S3 {
+                bucket: "b".into(),
+                prefix: "kinesis/".into()
+            }
+        );
+        assert_eq!(
+            ArchiveLocation::parse("s3://b").unwrap(),
+            ArchiveLocation::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(ArchiveLocation::parse("s3:///x").is_err());
+        assert_eq!(
+            ArchiveLocation::parse("/nonexistent/dir/kinesis").unwrap(),
+            ArchiveLocation::Local {
+                dir: "/nonexistent/dir".into(),
+                prefix: "kinesis".into()
+            }
+        );
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            Target::parse("amqp://u:p@h:5672/%2f").unwrap().display(),
+            "amqp://u@h:5672/%2f"
+        );
+        assert_eq!(
+            Target::parse("sns:arn:aws:sns:us-west-2:1:t").unwrap(),
+            Target::Sns("arn:aws:sns:us-west-2:1:t".into())
+        );
+        assert_eq!(Target::parse("ndjson").unwrap(), Target::Ndjson(None));
+        assert_eq!(
+            Target::parse("ndjson:out.json").unwrap(),
+            Target::Ndjson(Some("out.json".into()))
+        );
+        assert!(Target::parse("http://x")
+            .unwrap_err()
+            .to_string()
+            .contains("amqp://"));
+    }
+
+    #[test]
+    fn repos_must_be_owner_slash_name() {
+        let s = Selection::default()
+            .with_repos(&["Octo/Hello".into()])
+            .unwrap();
+        assert_eq!(s.repos, ["octo/hello"]);
+        for bad in ["octo", "/x", "a/b/c", "a/"] {
+            assert!(
+                Selection::default().with_repos(&[bad.into()]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

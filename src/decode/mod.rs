@@ -1,0 +1,654 @@
+//! CPU-only decoding of one archived object: decompress (gzip, multi-member,
+//! with a size cap), split back-to-back JSON documents, and read each record
+//! of any shape into an [`Event`] whose payload stays as raw bytes.
+//!
+//! Bad input is data: a corrupt stream or record becomes a [`DecodeError`] in
+//! [`DecodedObject::problems`], and decoding goes on past it, so that no good
+//! record is lost to a bad neighbour.
+
+mod fields;
+pub mod infer;
+
+use std::io::Read;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use flate2::read::MultiGzDecoder;
+use serde_json::value::RawValue;
+
+use crate::archive::{self, Shape};
+pub use fields::Private;
+use fields::{Fields, LooseStr};
+
+/// What an object's bytes could not give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("gzip stream ends early or is corrupt after {decompressed} decompressed bytes ({message}); the records before it were read")]
+    Gzip { decompressed: u64, message: String },
+    #[error("{0} compression is not supported (only gzip or uncompressed objects are read)")]
+    UnsupportedCompression(&'static str),
+    #[error("decompresses to more than {limit} bytes; only the first {limit} were read (raise --max-object-bytes)")]
+    TooLarge { limit: u64 },
+    #[error("record at byte {offset}: {message} (skipped {skipped} bytes)")]
+    Record {
+        offset: u64,
+        skipped: u64,
+        message: String,
+    },
+    #[error("could not be fetched: {0}")]
+    Fetch(String),
+}
+
+impl DecodeError {
+    /// Whether the problem concerns the whole object rather than one record.
+    #[must_use]
+    pub fn is_object_level(&self) -> bool {
+        !matches!(self, DecodeError::Record { .. })
+    }
+}
+
+/// Limits that protect memory from hostile or broken objects.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Largest decompressed object read; the rest is reported, not read.
+    pub max_object_bytes: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            max_object_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Bytes of an event: a range of the object's decompressed data, or bytes
+/// that had to be decoded (base64, form encoding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    Range(Range<usize>),
+    Owned(Box<[u8]>),
+}
+
+/// One archived delivery, with the facts every stage after decoding needs.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Position of the record in its object: index and byte offset in the
+    /// decompressed data.
+    pub index: u32,
+    pub offset: u64,
+    /// The whole record in the object's decompressed data.
+    pub record: Range<usize>,
+    pub shape: Shape,
+    pub delivery_id: Option<String>,
+    /// From the envelope, or inferred for raw payloads (`unknown` when it
+    /// cannot be told).
+    pub event: String,
+    pub action: Option<String>,
+    /// `repository.full_name`.
+    pub repository: Option<String>,
+    /// Whether `repository` was an object.
+    pub repository_object: bool,
+    pub private: Private,
+    pub sender: Option<String>,
+    /// Only the ghreplay shape records it.
+    pub received_at: Option<DateTime<Utc>>,
+    /// The GitHub payload, a JSON object, as it was archived.
+    pub payload: Span,
+    /// Ghreplay shape: the body bytes exactly as GitHub sent them, and the
+    /// kept headers as a JSON object, for re-verifying the signature.
+    pub raw_body: Option<Span>,
+    pub headers: Option<String>,
+}
+
+impl Event {
+    /// `repository.private` when it is a boolean.
+    #[must_use]
+    pub fn private_flag(&self) -> Option<bool> {
+        match self.private {
+            Private::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// An object after decoding: its bytes, the events in them, what went wrong.
+#[derive(Debug)]
+pub struct DecodedObject {
+    pub key: String,
+    /// The time in the object's name.
+    pub object_time: Option<DateTime<Utc>>,
+    pub compressed_bytes: u64,
+    pub data: Vec<u8>,
+    pub events: Vec<Event>,
+    pub problems: Vec<DecodeError>,
+}
+
+impl DecodedObject {
+    /// An object that could not be read at all.
+    #[must_use]
+    pub fn failed(key: String, object_time: Option<DateTime<Utc>>, error: DecodeError) -> Self {
+        Self {
+            key,
+            object_time,
+            compressed_bytes: 0,
+            data: Vec::new(),
+            events: Vec::new(),
+            problems: vec![error],
+        }
+    }
+
+    #[must_use]
+    pub fn bytes<'a>(&'a self, span: &'a Span) -> &'a [u8] {
+        match span {
+            Span::Range(r) => &self.data[r.clone()],
+            Span::Owned(b) => b,
+        }
+    }
+
+    /// The payload as JSON text. Every payload was parsed as JSON from UTF-8
+    /// input, so the conversion cannot fail for events made by this module.
+    #[must_use]
+    pub fn payload<'a>(&'a self, event: &'a Event) -> &'a str {
+        std::str::from_utf8(self.bytes(&event.payload)).unwrap_or("null")
+    }
+}
+
+/// Decodes one object's bytes as fetched.
+#[must_use]
+pub fn decode_object(
+    key: String,
+    object_time: Option<DateTime<Utc>>,
+    raw: Vec<u8>,
+    opts: &DecodeOptions,
+) -> DecodedObject {
+    let compressed_bytes = raw.len() as u64;
+    let mut problems = Vec::new();
+    let data = match decompress(raw, opts.max_object_bytes) {
+        Ok(data) => data,
+        Err((data, e)) => {
+            problems.push(e);
+            data
+        }
+    };
+    let mut events = Vec::new();
+    split_records(&data, &mut events, &mut problems);
+    DecodedObject {
+        key,
+        object_time,
+        compressed_bytes,
+        data,
+        events,
+        problems,
+    }
+}
+
+/// Returns the decompressed bytes, or what could be decompressed and why the
+/// rest could not.
+fn decompress(raw: Vec<u8>, cap: u64) -> Result<Vec<u8>, (Vec<u8>, DecodeError)> {
+    const ZIP: &[u8] = b"PK\x03\x04";
+    const SNAPPY_FRAMED: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+    if raw.starts_with(ZIP) {
+        return Err((Vec::new(), DecodeError::UnsupportedCompression("zip")));
+    }
+    if raw.starts_with(SNAPPY_FRAMED) {
+        return Err((Vec::new(), DecodeError::UnsupportedCompression("snappy")));
+    }
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        if raw.len() as u64 > cap {
+            let mut raw = raw;
+            raw.truncate(cap as usize);
+            return Err((raw, DecodeError::TooLarge { limit: cap }));
+        }
+        return Ok(raw);
+    }
+    // The gzip trailer holds the last member's size mod 2^32: a good guess
+    // for the buffer, trusted only within reason.
+    let hint = raw.len().checked_sub(4).map_or(0, |at| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&raw[at..]);
+        u32::from_le_bytes(b) as usize
+    });
+    let plausible = hint.min(raw.len().saturating_mul(64)).min(cap as usize);
+    let mut out = Vec::with_capacity(plausible.max(raw.len()));
+    let result = MultiGzDecoder::new(raw.as_slice())
+        .take(cap + 1)
+        .read_to_end(&mut out);
+    match result {
+        Err(e) => {
+            let decompressed = out.len() as u64;
+            Err((
+                out,
+                DecodeError::Gzip {
+                    decompressed,
+                    message: e.to_string(),
+                },
+            ))
+        }
+        Ok(_) if out.len() as u64 > cap => {
+            out.truncate(cap as usize);
+            Err((out, DecodeError::TooLarge { limit: cap }))
+        }
+        Ok(_) => Ok(out),
+    }
+}
+
+fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
+    while pos < data.len() && matches!(data[pos], b' ' | b'\n' | b'\r' | b'\t') {
+        pos += 1;
+    }
+    pos
+}
+
+/// Splits `data` into JSON documents (back to back, newline-delimited, or
+/// both) and turns each into an event; bad stretches become problems.
+fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<DecodeError>) {
+    let mut pos = skip_whitespace(data, 0);
+    while pos < data.len() {
+        let mut stream = serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<Fields>();
+        let base = pos;
+        loop {
+            let start = skip_whitespace(data, base + stream.byte_offset());
+            match stream.next() {
+                None => {
+                    pos = data.len();
+                    break;
+                }
+                Some(Ok(fields)) => {
+                    let end = base + stream.byte_offset();
+                    let index = events.len() as u32;
+                    match build_event(fields, start..end, data, index) {
+                        Ok(event) => events.push(event),
+                        Err(message) => problems.push(DecodeError::Record {
+                            offset: start as u64,
+                            skipped: (end - start) as u64,
+                            message,
+                        }),
+                    }
+                }
+                Some(Err(e)) => {
+                    let next = resync(data, start);
+                    let message = if e.is_eof() && next == data.len() {
+                        "incomplete record at the end of the object".to_owned()
+                    } else {
+                        format!("not a JSON record ({e})")
+                    };
+                    problems.push(DecodeError::Record {
+                        offset: start as u64,
+                        skipped: (next - start) as u64,
+                        message,
+                    });
+                    pos = next;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The next place after a bad document `from` where a record starts: a `{`
+/// right after a `}` or a newline (where documents meet; compact JSON has
+/// neither inside a value outside strings) that parses as a record.
+fn resync(data: &[u8], from: usize) -> usize {
+    for at in memchr::memchr_iter(b'{', &data[from + 1..]).map(|i| from + 1 + i) {
+        if !matches!(data[at - 1], b'}' | b'\n' | b'\r') {
+            continue;
+        }
+        let mut probe = serde_json::Deserializer::from_slice(&data[at..]).into_iter::<Fields>();
+        if matches!(probe.next(), Some(Ok(_))) {
+            return at;
+        }
+    }
+    data.len()
+}
+
+/// The byte range of a borrowed slice within `data`.
+fn range_in(data: &[u8], part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - data.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Payload facts, read from the payload object itself.
+struct Facts {
+    action: Option<String>,
+    repository: Option<String>,
+    repository_object: bool,
+    private: Private,
+    sender: Option<String>,
+    inferred_event: &'static str,
+}
+
+impl Facts {
+    fn from_fields(f: Fields<'_>) -> Self {
+        Facts {
+            inferred_event: infer::infer_event(f.keys, f.action.as_deref(), f.alert),
+            action: f.action.into_string(),
+            repository: f.repository.full_name.into_string(),
+            repository_object: f.repository.is_object,
+            private: f.repository.private,
+            sender: f.sender.0.into_string(),
+        }
+    }
+
+    fn of_payload(text: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice::<Fields>(text)
+            .map(Facts::from_fields)
+            .map_err(|e| format!("payload is not a JSON object ({e})"))
+    }
+}
+
+fn build_event(f: Fields<'_>, doc: Range<usize>, data: &[u8], index: u32) -> Result<Event, String> {
+    let mut event = Event {
+        index,
+        offset: doc.start as u64,
+        record: doc.clone(),
+        shape: Shape::Raw,
+        delivery_id: None,
+        event: String::new(),
+        action: None,
+        repository: None,
+        repository_object: false,
+        private: Private::Absent,
+        sender: None,
+        received_at: None,
+        payload: Span::Range(doc.clone()),
+        raw_body: None,
+        headers: None,
+    };
+    let facts = if f.version.is_some() {
+        event.shape = Shape::Ghreplay;
+        own_record(f, data, &mut event)?
+    } else if let (Some(body), Some(name)) = (f.body, f.event.as_deref()) {
+        event.shape = Shape::Mozilla;
+        name.clone_into(&mut event.event);
+        event.delivery_id = f.request_id.into_string();
+        event.payload = Span::Range(range_in(data, body.get()));
+        Facts::of_payload(body.get().as_bytes())?
+    } else {
+        Facts::from_fields(f)
+    };
+    if event.shape == Shape::Raw {
+        facts.inferred_event.clone_into(&mut event.event);
+    }
+    event.action = facts.action;
+    event.repository = facts.repository;
+    event.repository_object = facts.repository_object;
+    event.private = facts.private;
+    event.sender = facts.sender;
+    Ok(event)
+}
+
+/// Reads ghreplay's own record (see `archive::Record`), checking its version
+/// and body checksum so that a torn or altered record is never taken as good.
+fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, String> {
+    use archive::field;
+    let version = f.version.map_or("", RawValue::get);
+    if !matches!(version.parse::<u64>(), Ok(v) if (1..=archive::RECORD_VERSION).contains(&v)) {
+        return Err(format!(
+            "ghreplay record format version {version} is not one this build reads (1 to {})",
+            archive::RECORD_VERSION
+        ));
+    }
+    let required = |v: LooseStr<'_>, name: &str| {
+        v.into_string()
+            .ok_or_else(|| format!("ghreplay record without `{name}`"))
+    };
+    event.delivery_id = Some(required(f.delivery_id, field::DELIVERY_ID)?);
+    event.event = required(f.event, field::EVENT)?;
+    let received_at = required(f.received_at, field::RECEIVED_AT)?;
+    event.received_at = Some(
+        DateTime::parse_from_rfc3339(&received_at)
+            .map_err(|e| format!("bad `{}` {received_at:?} ({e})", field::RECEIVED_AT))?
+            .with_timezone(&Utc),
+    );
+    event.headers = f.headers.map(|h| RawValue::get(h).to_owned());
+    let crc = f
+        .body_crc32
+        .ok_or_else(|| format!("ghreplay record without `{}`", field::BODY_CRC32))?;
+
+    let (body, body_bytes): (Span, Vec<u8>) = match (f.body, f.body_base64.0) {
+        (Some(raw), None) => {
+            let range = range_in(data, raw.get());
+            (Span::Range(range), Vec::new())
+        }
+        (None, Some(b64)) => {
+            let bytes = archive::decode_body_base64(&b64)
+                .map_err(|e| format!("bad `{}` ({e})", field::BODY_BASE64))?;
+            (Span::Owned(bytes.clone().into_boxed_slice()), bytes)
+        }
+        _ => {
+            return Err(format!(
+                "ghreplay record needs exactly one of `{}` and `{}`",
+                field::BODY,
+                field::BODY_BASE64
+            ))
+        }
+    };
+    let raw = match &body {
+        Span::Range(r) => &data[r.clone()],
+        Span::Owned(_) => &body_bytes[..],
+    };
+    if u64::from(crc32fast::hash(raw)) != crc {
+        return Err("body checksum mismatch: a torn or altered record".to_owned());
+    }
+    let facts = match &body {
+        Span::Range(r) => {
+            event.payload = Span::Range(r.clone());
+            Facts::of_payload(raw)?
+        }
+        Span::Owned(_) => {
+            let payload = payload_of_body(raw)?;
+            let facts = Facts::of_payload(&payload)?;
+            event.payload = Span::Owned(payload.into_boxed_slice());
+            facts
+        }
+    };
+    event.raw_body = Some(body);
+    Ok(facts)
+}
+
+/// The JSON payload inside a body that could not be embedded: the `payload`
+/// field of a form-encoded body, or JSON with space around it.
+fn payload_of_body(body: &[u8]) -> Result<Vec<u8>, String> {
+    let trimmed = body.trim_ascii();
+    if trimmed.starts_with(b"{") {
+        return Ok(trimmed.to_vec());
+    }
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .ok_or_else(|| "body is neither JSON nor a form with a `payload` field".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use chrono::TimeZone;
+    use flate2::write::GzEncoder;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn decode(raw: &[u8]) -> DecodedObject {
+        decode_object("k".into(), None, raw.to_vec(), &DecodeOptions::default())
+    }
+
+    const PUSH: &str = r#"{"ref":"refs/heads/main","before":"a","after":"b","commits":[],"pusher":{"name":"o"},"repository":{"full_name":"o/r","private":false},"sender":{"login":"o"}}"#;
+    const MOZ: &str = r#"{"body": {"action": "published", "release": {"tag_name": "v1"}, "repository": {"full_name": "o/r", "private": true}}, "event": "release", "request_id": "3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5b"}"#;
+
+    #[test]
+    fn splits_concatenated_newline_and_mixed_documents() {
+        let text = format!("{PUSH}{MOZ}\n{PUSH}\n\n{MOZ}");
+        for raw in [text.as_bytes().to_vec(), gzip(text.as_bytes())] {
+            let obj = decode(&raw);
+            assert!(obj.problems.is_empty(), "{:?}", obj.problems);
+            let shapes: Vec<_> = obj
+                .events
+                .iter()
+                .map(|e| (e.shape, e.event.as_str()))
+                .collect();
+            assert_eq!(
+                shapes,
+                [
+                    (Shape::Raw, "push"),
+                    (Shape::Mozilla, "release"),
+                    (Shape::Raw, "push"),
+                    (Shape::Mozilla, "release")
+                ]
+            );
+            assert_eq!(obj.payload(&obj.events[0]), PUSH);
+            assert!(obj
+                .payload(&obj.events[1])
+                .starts_with(r#"{"action": "published""#));
+            assert_eq!(obj.events[1].private, Private::Bool(true));
+            assert_eq!(
+                obj.events[1].delivery_id.as_deref(),
+                Some("3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5b")
+            );
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_is_read_whole() {
+        let mut raw = gzip(PUSH.as_bytes());
+        raw.extend(gzip(MOZ.as_bytes()));
+        let obj = decode(&raw);
+        assert_eq!(obj.events.len(), 2);
+        assert!(obj.problems.is_empty());
+    }
+
+    #[test]
+    fn junk_between_records_is_reported_and_skipped() {
+        let text = format!(
+            "{PUSH}this is not json\n{MOZ}{{\"event\": \"push\", \"payload\": {{\"ref\": \n{PUSH}"
+        );
+        let obj = decode(text.as_bytes());
+        assert_eq!(obj.events.len(), 3, "{:?}", obj.problems);
+        assert_eq!(obj.problems.len(), 2, "{:?}", obj.problems);
+        let DecodeError::Record {
+            offset, skipped, ..
+        } = &obj.problems[0]
+        else {
+            panic!("{:?}", obj.problems)
+        };
+        assert_eq!(
+            (*offset, *skipped),
+            (PUSH.len() as u64, "this is not json\n".len() as u64)
+        );
+    }
+
+    #[test]
+    fn truncated_gzip_keeps_the_records_before_the_cut() {
+        let text = format!("{PUSH}{MOZ}").repeat(200);
+        let full = gzip(text.as_bytes());
+        let obj = decode(&full[..full.len() * 2 / 3]);
+        assert!(!obj.events.is_empty() && obj.events.len() < 400);
+        assert!(
+            matches!(obj.problems[0], DecodeError::Gzip { .. }),
+            "{:?}",
+            obj.problems
+        );
+        assert!(
+            obj.problems
+                .iter()
+                .any(|p| p.to_string().contains("incomplete record")),
+            "{:?}",
+            obj.problems
+        );
+    }
+
+    #[test]
+    fn non_objects_and_unsupported_compression_are_problems_not_events() {
+        let obj = decode(format!("[1,2]\n{PUSH}").as_bytes());
+        assert_eq!(obj.events.len(), 1);
+        assert_eq!(obj.problems.len(), 1);
+        let obj = decode(b"PK\x03\x04rest");
+        assert_eq!(obj.problems, [DecodeError::UnsupportedCompression("zip")]);
+        assert!(decode(b"").problems.is_empty());
+    }
+
+    #[test]
+    fn size_cap_stops_decompression() {
+        let raw = gzip(PUSH.repeat(100).as_bytes());
+        let obj = decode_object(
+            "k".into(),
+            None,
+            raw,
+            &DecodeOptions {
+                max_object_bytes: 1000,
+            },
+        );
+        assert!(obj
+            .problems
+            .iter()
+            .any(|p| matches!(p, DecodeError::TooLarge { limit: 1000 })));
+        assert_eq!(obj.data.len(), 1000);
+    }
+
+    fn record(body: &[u8], content_type: &str) -> archive::Record {
+        archive::Record {
+            delivery_id: "3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5b".into(),
+            event: "push".into(),
+            received_at: Utc.with_ymd_and_hms(2026, 1, 15, 10, 0, 1).unwrap(),
+            headers: BTreeMap::from([
+                ("content-type".into(), content_type.into()),
+                ("x-hub-signature-256".into(), "sha256=00".into()),
+            ]),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn own_record_round_trips_through_the_decoder_byte_for_byte() {
+        let form = format!(
+            "payload={}",
+            form_urlencoded::byte_serialize(PUSH.as_bytes()).collect::<String>()
+        );
+        for (body, ct) in [
+            (PUSH.as_bytes().to_vec(), "application/json"),
+            (form.into_bytes(), "application/x-www-form-urlencoded"),
+            (format!(" {PUSH}\n").into_bytes(), "application/json"),
+        ] {
+            let rec = record(&body, ct);
+            let obj = decode(&gzip(&rec.to_json_line()));
+            assert!(obj.problems.is_empty(), "{:?}", obj.problems);
+            let ev = &obj.events[0];
+            assert_eq!(ev.shape, Shape::Ghreplay);
+            assert_eq!(obj.bytes(ev.raw_body.as_ref().unwrap()), &body[..]);
+            assert_eq!(obj.payload(ev), PUSH);
+            assert_eq!(ev.received_at, Some(rec.received_at));
+            assert_eq!(ev.delivery_id.as_deref(), Some(rec.delivery_id.as_str()));
+            assert_eq!(ev.repository.as_deref(), Some("o/r"));
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(ev.headers.as_deref().unwrap()).unwrap();
+            assert_eq!(headers, rec.headers);
+        }
+    }
+
+    #[test]
+    fn a_torn_or_altered_own_record_is_never_taken_as_good() {
+        let line = record(PUSH.as_bytes(), "application/json").to_json_line();
+        let torn = &line[..line.len() - 10];
+        let obj = decode(torn);
+        assert!(obj.events.is_empty());
+        assert_eq!(obj.problems.len(), 1);
+
+        let altered = String::from_utf8(line)
+            .unwrap()
+            .replace("refs/heads/main", "refs/heads/evil");
+        let obj = decode(altered.as_bytes());
+        assert!(obj.events.is_empty());
+        assert!(
+            obj.problems[0].to_string().contains("checksum"),
+            "{:?}",
+            obj.problems
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! ghreplay: read, replay and analyse archived GitHub webhook deliveries.
+//!
+//! See ARCHITECTURE.md for the map. In one line:
+//! `source -> decode -> filter -> sink`, assembled by [`pipeline`].
+
+pub mod archive;
+pub mod aws;
+pub mod checkpoint;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod decode;
+pub mod filter;
+pub mod output;
+pub mod pipeline;
+pub mod server;
+pub mod sink;
+pub mod snowflake;
+pub mod source;

@@ -1,0 +1,279 @@
+//! Everything ghreplay prints: data to stdout, and progress and summaries
+//! for people to stderr. Nothing else in the crate writes to either.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::pipeline::Summary;
+use crate::sink::count::CountSink;
+use crate::sink::delivery::DeliveryCounts;
+use crate::sink::sns::Oversize;
+use crate::source::{Plan, Skipped};
+
+/// Buffered, locked stdout for data.
+#[must_use]
+pub fn stdout() -> impl Write + Send {
+    io::BufWriter::with_capacity(1 << 20, io::stdout())
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+#[derive(Clone)]
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    /// Progress over `total` bytes of objects.
+    #[must_use]
+    pub fn bytes(total: u64, quiet: bool) -> Self {
+        if quiet {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self(bar)
+    }
+
+    /// A spinner for work of unknown size (listing).
+    #[must_use]
+    pub fn spinner(message: &'static str, quiet: bool) -> Self {
+        if quiet {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self(bar)
+    }
+
+    pub fn advance(&self, bytes: u64, kept: u64) {
+        self.0.inc(bytes);
+        self.0.set_message(format!("{kept} events kept"));
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// How many problem lines the summary prints before it only counts them.
+const PROBLEM_LINES: usize = 20;
+
+/// The end-of-run summary on stderr.
+pub fn summary(command: &str, s: &Summary) {
+    let mut err = io::stderr().lock();
+    let e = &s.events;
+    let mut text = format!(
+        "ghreplay {command}: {} ({}, {} decompressed): {} read, {} kept\n",
+        plural(s.objects, "object", "objects"),
+        HumanBytes(s.bytes),
+        HumanBytes(s.decompressed_bytes),
+        plural(e.read, "event", "events"),
+        e.kept,
+    );
+    let dropped = [
+        (e.private, "private"),
+        (e.selection, "not selected"),
+        (e.duplicate, "duplicate delivery id"),
+        (e.outside_range, "outside the time range"),
+    ];
+    if dropped.iter().any(|(n, _)| *n > 0) {
+        let parts: Vec<String> = dropped
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        let _ = writeln!(text, "  dropped: {}", parts.join(", "));
+    }
+    if e.without_delivery_id > 0 {
+        let _ = writeln!(
+            text,
+            "  {} had no delivery id, so could not be deduplicated",
+            plural(e.without_delivery_id, "kept event", "kept events")
+        );
+    }
+    if s.empty_objects > 0 {
+        let _ = writeln!(
+            text,
+            "  {} held nothing",
+            plural(s.empty_objects, "object", "objects")
+        );
+    }
+    if s.input_skipped() {
+        let _ = writeln!(
+            text,
+            "  SKIPPED: {}, {}, {} outside Firehose naming",
+            plural(s.corrupt_objects, "corrupt object", "corrupt objects"),
+            plural(s.corrupt_records, "corrupt record", "corrupt records"),
+            plural(s.skipped_keys.len() as u64, "key", "keys"),
+        );
+        let lines = s
+            .problems
+            .iter()
+            .map(|p| format!("    {}: {}\n", p.key, p.error))
+            .chain(skipped_lines(&s.skipped_keys));
+        let total = s.problems.len() + s.skipped_keys.len();
+        for line in lines.take(PROBLEM_LINES) {
+            text += &line;
+        }
+        if total > PROBLEM_LINES {
+            let _ = writeln!(
+                text,
+                "    ... and {} more (-v logs every one)",
+                total - PROBLEM_LINES
+            );
+        }
+    }
+    if s.output_closed {
+        text += "  output closed early; stopped reading\n";
+    }
+    let _ = err.write_all(text.as_bytes());
+}
+
+fn skipped_lines(skipped: &[Skipped]) -> impl Iterator<Item = String> + '_ {
+    skipped
+        .iter()
+        .map(|k| format!("    {}: {}\n", k.key, k.reason))
+}
+
+/// One hour's line of `ghreplay list`.
+#[derive(Debug, serde::Serialize)]
+pub struct HourRow {
+    pub hour: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// `ghreplay list` as a table for people.
+pub fn list_table(
+    out: &mut impl Write,
+    archive: &str,
+    plan: &Plan,
+    hours: &[HourRow],
+    show_objects: bool,
+) -> io::Result<()> {
+    writeln!(out, "{:<20} {:>8} {:>12}", "HOUR (UTC)", "OBJECTS", "BYTES")?;
+    for h in hours {
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>12}",
+            h.hour,
+            h.objects,
+            HumanBytes(h.bytes).to_string()
+        )?;
+        if show_objects {
+            for o in plan
+                .objects
+                .iter()
+                .filter(|o| o.hour.format("%Y-%m-%dT%H:00Z").to_string() == h.hour)
+            {
+                writeln!(out, "  {}  {}", o.key, HumanBytes(o.size))?;
+            }
+        }
+    }
+    let bytes: u64 = plan.objects.iter().map(|o| o.size).sum();
+    writeln!(
+        out,
+        "{}, {}, {} in {archive}",
+        plural(hours.len() as u64, "hour", "hours"),
+        plural(plan.objects.len() as u64, "object", "objects"),
+        HumanBytes(bytes)
+    )?;
+    if !plan.skipped.is_empty() {
+        writeln!(
+            out,
+            "skipped {} (not read by cat):",
+            plural(plan.skipped.len() as u64, "key", "keys")
+        )?;
+        for line in skipped_lines(&plan.skipped) {
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// `republish --dry-run`: what would go where.
+pub fn dry_run(out: &mut impl Write, target: &str, c: &CountSink) -> io::Result<()> {
+    writeln!(
+        out,
+        "would send {} to {target}",
+        plural(c.total, "event", "events")
+    )?;
+    if c.private > 0 {
+        writeln!(out, "  of which {} PRIVATE (--include-private)", c.private)?;
+    }
+    for (title, counts) in [("EVENT", &c.by_event), ("REPOSITORY", &c.by_repository)] {
+        writeln!(out, "\n{title:<40} {:>8}", "EVENTS")?;
+        let mut rows: Vec<_> = counts.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (name, n) in rows {
+            writeln!(out, "{name:<40} {n:>8}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `republish`'s delivery summary on stderr.
+pub fn delivery(target: &str, c: &DeliveryCounts, oversize: &[Oversize], include_private: bool) {
+    let mut text = format!("  to {target}: {} sent, {} confirmed", c.sent, c.confirmed);
+    if c.already_sent > 0 {
+        let _ = write!(
+            text,
+            ", {} already sent by an earlier run (checkpoint)",
+            c.already_sent
+        );
+    }
+    text.push('\n');
+    if c.resumed_bound > 0 {
+        let _ = writeln!(
+            text,
+            "  resumed from a checkpoint: the stopped run may already have delivered up to {} of the events sent first; they may arrive twice",
+            c.resumed_bound
+        );
+    }
+    if c.resent > 0 {
+        let _ = writeln!(
+            text,
+            "  {} sent again after reconnecting: their first copy may also have arrived",
+            plural(c.resent, "message was", "messages were")
+        );
+    }
+    if include_private {
+        let _ = writeln!(
+            text,
+            "  WARNING: --include-private: {} the privacy filter holds back {} sent",
+            plural(c.private, "event", "events"),
+            if c.private == 1 { "was" } else { "were" }
+        );
+    }
+    if !oversize.is_empty() {
+        let _ = writeln!(
+            text,
+            "  SKIPPED: {} over SNS's 256 KiB limit, not sent:",
+            plural(oversize.len() as u64, "event", "events")
+        );
+        for o in oversize.iter().take(PROBLEM_LINES) {
+            let _ = writeln!(
+                text,
+                "    {} at byte {}: {} {} ({} bytes)",
+                o.object,
+                o.offset,
+                o.event,
+                o.delivery_id.as_deref().unwrap_or("(no delivery id)"),
+                o.bytes
+            );
+        }
+    }
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}

@@ -1,0 +1,133 @@
+//! Prometheus text metrics for `/metrics`: counters and the archive flush
+//! latency histogram.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the flush latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Reasons a delivery is rejected; each has its own counter.
+pub const REJECT_REASONS: [&str; 8] = [
+    "signature_missing",
+    "signature_sha1_only",
+    "signature_malformed",
+    "signature_mismatch",
+    "missing_headers",
+    "content_type",
+    "bad_body",
+    "too_large",
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub archived: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub archive_failures: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub forward_failures: AtomicU64,
+    pub forward_held_private: AtomicU64,
+    rejected: [AtomicU64; REJECT_REASONS.len()],
+    flush_buckets: [AtomicU64; BUCKETS.len()],
+    flush_count: AtomicU64,
+    flush_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reject(&self, reason: &str) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            Self::inc(&self.rejected[i]);
+        }
+    }
+
+    pub fn observe_flush(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.flush_buckets) {
+            if secs <= *bound {
+                Self::inc(bucket);
+            }
+        }
+        Self::inc(&self.flush_count);
+        self.flush_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, help, c) in [
+            (
+                "ghreplay_received_total",
+                "Webhook requests received.",
+                &self.received,
+            ),
+            (
+                "ghreplay_archived_total",
+                "Deliveries archived durably.",
+                &self.archived,
+            ),
+            (
+                "ghreplay_duplicates_total",
+                "Redeliveries of an archived delivery id, answered 2xx and not archived again.",
+                &self.duplicates,
+            ),
+            (
+                "ghreplay_archive_failures_total",
+                "Deliveries answered 503 because the archive write failed.",
+                &self.archive_failures,
+            ),
+            (
+                "ghreplay_forwarded_total",
+                "Deliveries handed to the --forward target.",
+                &self.forwarded,
+            ),
+            (
+                "ghreplay_forward_failures_total",
+                "Deliveries (or settles) whose forward failed; they are in the archive.",
+                &self.forward_failures,
+            ),
+            (
+                "ghreplay_forward_held_private_total",
+                "Deliveries the privacy filter kept from the --forward target.",
+                &self.forward_held_private,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                get(c)
+            );
+        }
+        let _ = writeln!(out, "# HELP ghreplay_rejected_total Requests rejected, by reason.\n# TYPE ghreplay_rejected_total counter");
+        for (reason, c) in REJECT_REASONS.iter().zip(&self.rejected) {
+            let _ = writeln!(
+                out,
+                "ghreplay_rejected_total{{reason=\"{reason}\"}} {}",
+                get(c)
+            );
+        }
+        let name = "ghreplay_archive_flush_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to write and fsync one group of records.\n# TYPE {name} histogram"
+        );
+        for (bound, c) in BUCKETS.iter().zip(&self.flush_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", get(c));
+        }
+        let count = get(&self.flush_count);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", get(&self.flush_micros) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}

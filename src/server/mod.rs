@@ -1,0 +1,264 @@
+//! `ghreplay serve`: the live webhook receiver. A delivery is answered 2xx
+//! only once it is durable in the archive; the order of checks is the order
+//! of trust: size, signature (over the raw bytes, before any parsing),
+//! headers, content type, body, then the delivery id.
+
+pub mod forward;
+mod index;
+pub mod metrics;
+pub mod upload;
+pub mod verify;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::archive::{Record, KEPT_HEADERS};
+use index::Claim;
+pub use index::DeliveryIndex;
+use metrics::Metrics;
+use verify::Secret;
+use writer::ArchiveWriter;
+
+/// GitHub caps payloads at 25 MB; larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// The receiver's HTTP contract, kept in the repository and served as is.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// How deliveries are authenticated.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Secrets {
+        secrets: Vec<Secret>,
+        allow_sha1: bool,
+    },
+    /// `--insecure-no-verify`: every delivery is accepted unverified.
+    Insecure,
+}
+
+pub struct AppState {
+    pub auth: Auth,
+    pub writer: ArchiveWriter,
+    pub index: DeliveryIndex,
+    pub metrics: Arc<Metrics>,
+    /// `--forward`: archived deliveries are offered to it.
+    pub forward: Option<forward::Forwarder>,
+}
+
+/// The routes: the webhook at `path`, `/healthz`, `/metrics`, `/openapi.json`.
+pub fn router(state: Arc<AppState>, path: &str) -> Router {
+    Router::new()
+        .route(path, post(webhook))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn reject(s: &AppState, status: StatusCode, reason: &str, message: &str) -> Response {
+    s.metrics.reject(reason);
+    tracing::info!(reason, status = status.as_u16(), "delivery rejected");
+    reply(status, json!({ "error": message }))
+}
+
+/// A header as a string, if present and visible ASCII.
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+async fn webhook(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    Metrics::inc(&s.metrics.received);
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return reject(
+                &s,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body over 25 MB",
+            );
+        }
+        Err(e) => return reject(&s, StatusCode::BAD_REQUEST, "bad_body", &e.body_text()),
+    };
+    if let Auth::Secrets {
+        secrets,
+        allow_sha1,
+    } = &s.auth
+    {
+        let sig256 = headers
+            .get("x-hub-signature-256")
+            .map(axum::http::HeaderValue::as_bytes);
+        let sig1 = headers
+            .get("x-hub-signature")
+            .map(axum::http::HeaderValue::as_bytes);
+        if let Err(r) = verify::verify(secrets, &body, sig256, sig1, *allow_sha1) {
+            return reject(&s, StatusCode::UNAUTHORIZED, r.label(), &r.to_string());
+        }
+    }
+    let (Some(event), Some(delivery)) = (
+        header_str(&headers, "x-github-event"),
+        header_str(&headers, "x-github-delivery"),
+    ) else {
+        return reject(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "missing_headers",
+            "X-GitHub-Event and X-GitHub-Delivery are required",
+        );
+    };
+    let content_type = header_str(&headers, "content-type")
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    let payload_ok = match content_type.as_deref() {
+        Some("application/json") => serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
+        Some("application/x-www-form-urlencoded") => form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "payload")
+            .is_some_and(|(_, v)| serde_json::from_str::<serde::de::IgnoredAny>(&v).is_ok()),
+        _ => {
+            return reject(
+                &s,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content_type",
+                "Content-Type must be application/json or application/x-www-form-urlencoded",
+            );
+        }
+    };
+    if !payload_ok {
+        return reject(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "the payload is not JSON",
+        );
+    }
+    let record = Record {
+        delivery_id: delivery.to_owned(),
+        event: event.to_owned(),
+        received_at: Utc::now(),
+        headers: KEPT_HEADERS
+            .iter()
+            .filter_map(|h| header_str(&headers, h).map(|v| ((*h).to_owned(), v.to_owned())))
+            .collect::<BTreeMap<_, _>>(),
+        body: body.to_vec(),
+    };
+    archive(&s, record).await
+}
+
+/// Archives a delivery once, however many times it arrives.
+async fn archive(s: &AppState, record: Record) -> Response {
+    let ok = |status: &str| {
+        reply(
+            StatusCode::OK,
+            json!({ "status": status, "delivery_id": record.delivery_id, "event": record.event }),
+        )
+    };
+    loop {
+        match s.index.claim(&record.delivery_id) {
+            Claim::Durable => {
+                Metrics::inc(&s.metrics.duplicates);
+                return ok("duplicate");
+            }
+            Claim::Pending(mut rx) => {
+                // Answer only once the first copy's fate is known.
+                let archived = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true));
+                if matches!(archived, Ok(true)) {
+                    Metrics::inc(&s.metrics.duplicates);
+                    return ok("duplicate");
+                }
+            }
+            Claim::New(writing) => {
+                let result = s.writer.write(&record).await;
+                s.index.finish(writing, result.is_ok());
+                return match result {
+                    Ok(()) => {
+                        Metrics::inc(&s.metrics.archived);
+                        if let Some(f) = &s.forward {
+                            f.offer(record.clone());
+                        }
+                        ok("archived")
+                    }
+                    Err(e) => {
+                        Metrics::inc(&s.metrics.archive_failures);
+                        reply(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            json!({ "error": e.to_string() }),
+                        )
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Joins a worker thread kept in `slot`, off the async runtime; a second
+/// call finds it already joined.
+pub(crate) async fn join(slot: &std::sync::Mutex<Option<std::thread::JoinHandle<()>>>) {
+    let thread = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(t) = thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish, and flushes the archive.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    path: &str,
+    dedupe_window: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pruner = state.clone();
+    let prune = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            pruner.index.prune(dedupe_window);
+        }
+    });
+    let app = router(state.clone(), path);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    prune.abort();
+    result
+}

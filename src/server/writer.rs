@@ -1,0 +1,232 @@
+//! The durable archive writer: ghreplay's own records in Firehose layout,
+//! acknowledged only once they are on disk.
+//!
+//! One thread owns the open object. Requests queue their record; the thread
+//! takes everything queued, writes it in one `write`, calls `fdatasync` once
+//! and then acknowledges every request of the group (group commit: under
+//! load, one flush serves many deliveries). Objects are uncompressed NDJSON
+//! (the reader detects gzip or not), so a crash can only leave an incomplete
+//! last record, which the reader reports and skips; the body checksum
+//! catches anything else. After a restart a new object is always started.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::metrics::Metrics;
+use crate::archive::{self, Record};
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// The archive directory and the key prefix inside it.
+    pub dir: PathBuf,
+    pub prefix: String,
+    /// The stream name in object names.
+    pub stream: String,
+    /// Start a new object past this size...
+    pub roll_bytes: u64,
+    /// ...or this age.
+    pub roll_age: Duration,
+    /// Told the path of each object once it is complete (rolled over, or
+    /// closed at shutdown): the S3 uploader.
+    pub on_complete: Option<mpsc::UnboundedSender<PathBuf>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("archive write failed: {0}")]
+pub struct WriteError(String);
+
+enum Job {
+    Write {
+        line: Vec<u8>,
+        done: oneshot::Sender<Result<(), WriteError>>,
+    },
+    /// Wakes the thread so that an idle object rolls over on time.
+    Tick,
+    /// Writes what is queued before it, then ends the thread.
+    Close,
+}
+
+/// Handle to the writer thread.
+pub struct ArchiveWriter {
+    tx: mpsc::Sender<Job>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Most records taken into one group commit.
+const MAX_GROUP: usize = 1024;
+
+impl ArchiveWriter {
+    pub fn start(cfg: WriterConfig, metrics: Arc<Metrics>) -> io::Result<Self> {
+        fs::create_dir_all(&cfg.dir)?;
+        let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+        let thread = std::thread::Builder::new()
+            .name("archive-writer".into())
+            .spawn(move || run(&cfg, rx, &metrics))?;
+        let ticker = tx.clone();
+        tokio::spawn(async move {
+            while ticker.send(Job::Tick).await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(Self {
+            tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Archives a record; returns once it is durable on disk.
+    pub async fn write(&self, record: &Record) -> Result<(), WriteError> {
+        let (done, wait) = oneshot::channel();
+        let job = Job::Write {
+            line: record.to_json_line(),
+            done,
+        };
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| WriteError("the writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| WriteError("the writer has stopped".into()))?
+    }
+
+    /// Writes what is queued, makes it durable, and stops the thread.
+    /// Writes after this fail (503), never silently.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Job::Close).await;
+        super::join(&self.thread).await;
+    }
+}
+
+/// The object being appended to.
+struct Open {
+    file: File,
+    path: PathBuf,
+    created: Instant,
+    bytes: u64,
+}
+
+fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
+    let mut open: Option<Open> = None;
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut lines = Vec::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write { line, done } => {
+                    lines.push(line);
+                    acks.push(done);
+                }
+                Job::Tick => {}
+                Job::Close => closing = true,
+            }
+            if acks.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !acks.is_empty() {
+            let started = Instant::now();
+            let result = append(cfg, &mut open, &lines.concat());
+            metrics.observe_flush(started.elapsed());
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "archive write failed; deliveries answered 503");
+                complete(cfg, open.take()); // never append after a failed write
+            }
+            for ack in acks {
+                let _ = ack.send(result.clone().map_err(|e| WriteError(e.to_string())));
+            }
+        }
+        if let Some(o) = &open {
+            if o.bytes >= cfg.roll_bytes || o.created.elapsed() >= cfg.roll_age {
+                tracing::info!(object = %o.path.display(), bytes = o.bytes, "object rolled over");
+                complete(cfg, open.take());
+            }
+        }
+    }
+    complete(cfg, open.take());
+}
+
+/// Hands a finished object to whoever uploads it.
+fn complete(cfg: &WriterConfig, open: Option<Open>) {
+    if let (Some(o), Some(tx)) = (open, &cfg.on_complete) {
+        let _ = tx.send(o.path);
+    }
+}
+
+/// Appends `data` to the open object (opening one if needed) and makes it
+/// durable.
+fn append(cfg: &WriterConfig, open: &mut Option<Open>, data: &[u8]) -> Result<(), Arc<io::Error>> {
+    if open.is_none() {
+        *open = Some(create_object(cfg, Utc::now()).map_err(Arc::new)?);
+    }
+    let Some(o) = open.as_mut() else {
+        unreachable!("opened above")
+    };
+    o.file.write_all(data).map_err(Arc::new)?;
+    o.file.sync_data().map_err(Arc::new)?;
+    o.bytes += data.len() as u64;
+    Ok(())
+}
+
+/// Creates a new object, named as Firehose would, with its directory
+/// entries made durable.
+fn create_object(cfg: &WriterConfig, now: DateTime<Utc>) -> io::Result<Open> {
+    let key = format!(
+        "{}{}{}",
+        cfg.prefix,
+        archive::hour_prefix(now),
+        archive::object_name(
+            &cfg.stream,
+            1,
+            now,
+            &uuid::Uuid::new_v4().to_string(),
+            false
+        )
+    );
+    let path = cfg.dir.join(&key);
+    let parent = path.parent().unwrap_or(&cfg.dir).to_owned();
+    create_dirs_durably(&parent)?;
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)?;
+    sync_dir(&parent)?;
+    tracing::info!(object = %key, "new archive object");
+    Ok(Open {
+        file,
+        path,
+        created: Instant::now(),
+        bytes: 0,
+    })
+}
+
+/// `create_dir_all`, with each new directory's entry fsync'd in its parent.
+fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs_durably(parent)?;
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,63 @@
+//! Destinations for kept events. Each sink owns its wire shape.
+
+pub mod count;
+pub mod delivery;
+pub mod mozilla;
+pub mod ndjson;
+pub mod pulse;
+pub mod sns;
+
+use crate::decode::{DecodedObject, Event};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The reader went away (`| head`): a normal end, not a failure.
+    #[error("output closed")]
+    Closed,
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The target cannot be used at all (healthcheck failed): nothing sent.
+    #[error("{0}")]
+    Target(String),
+    /// Delivery stopped part way; the checkpoint resumes it.
+    #[error("{message}{}", checkpoint.as_ref().map_or_else(|| "; no --checkpoint was given, so a rerun starts over".to_owned(), |c| format!("; progress is saved: run again with --resume --checkpoint {c}")))]
+    Stopped {
+        message: String,
+        checkpoint: Option<String>,
+    },
+    /// Ctrl-C: the sink settles what it sent before it stops.
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+impl SinkError {
+    /// Maps a write error, treating a broken pipe as [`SinkError::Closed`].
+    #[must_use]
+    pub fn from_write(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            SinkError::Closed
+        } else {
+            SinkError::Io(e)
+        }
+    }
+}
+
+/// A destination, fed kept events in archive order.
+pub trait Sink: Send {
+    /// One kept event; `public` is the privacy filter's verdict.
+    fn accept(
+        &mut self,
+        object: &DecodedObject,
+        event: &Event,
+        public: bool,
+    ) -> Result<(), SinkError>;
+    /// Flushes; called once after the last event.
+    fn finish(&mut self) -> Result<(), SinkError>;
+    /// Settles what was sent so far, without ending (a live forwarder calls
+    /// it when idle, so that nothing waits in a batch or unconfirmed).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,616 @@
+//! Helpers shared by the integration tests: the shared fixtures, archives
+//! built with `make_archive.py`, and running the real binary.
+#![allow(dead_code)] // each test binary uses its own subset
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared`, which CI places beside the clone. Tests that need it fail
+/// loudly when it is missing rather than passing without checking anything.
+pub fn shared() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        dir.join("fixtures/payloads").is_dir(),
+        "../shared/fixtures/payloads is missing: CI places shared/ beside the clone"
+    );
+    dir
+}
+
+pub fn shared_payloads() -> PathBuf {
+    shared().join("fixtures/payloads")
+}
+
+/// `(event, path)` for every `<event>/<file>.json`, sorted.
+pub fn payload_files(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let event = dir.file_name().unwrap().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "json") {
+                out.push((event.clone(), f));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `make_archive.py` into `out` with extra arguments.
+pub fn make_archive(out: &Path, args: &[&str]) {
+    let status = Command::new("python3")
+        .arg(shared().join("tools/make_archive.py"))
+        .arg("--payloads")
+        .arg(shared_payloads())
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs make_archive.py");
+    assert!(status.success(), "make_archive.py {args:?} failed");
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ghreplay"));
+    c.env_remove("GHREPLAY_ARCHIVE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// Runs ghreplay with `args`, returning its output.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("ghreplay runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses NDJSON stdout.
+pub fn ndjson(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(o.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect()
+}
+
+/// The repository's bundled fixture archive.
+pub fn fixture_archive() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/archive")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for a child server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`, or panics.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A moto server (real S3/SNS wire protocol) on 127.0.0.1, stopped on drop.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let child = Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {exe} ({e}): run the tests with scripts/test.sh")
+            });
+        wait_for_port(port, "moto_server");
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Dummy credentials and the endpoint, for the binary and the SDK.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+        ]
+    }
+
+    /// Runs ghreplay against this server.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut c = bin();
+        c.env_remove("AWS_PROFILE");
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c.args(args).output().expect("ghreplay runs")
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Creates `bucket` and uploads every file under `dir` with `prefix` before its relative path.
+    pub async fn upload_dir(&self, bucket: &str, dir: &Path, prefix: &str) {
+        let s3 = self.s3();
+        let _ = s3.create_bucket().bucket(bucket).send().await;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{rel}"))
+                    .body(std::fs::read(&p).unwrap().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bucket name no other test uses.
+pub fn unique_name(stem: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{stem}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Writes `data` gzip-compressed.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// `RabbitMQ` (real, on 127.0.0.1:5672; scripts/test.sh starts or installs it)
+// ---------------------------------------------------------------------------
+
+pub const RABBIT_PORT: u16 = 5672;
+
+pub fn amqp_url(port: u16) -> String {
+    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+}
+
+/// A queue bound with `#` to a fresh topic exchange of its own.
+pub struct Bound {
+    pub exchange: String,
+    pub queue: String,
+    conn: lapin::Connection,
+    channel: lapin::Channel,
+}
+
+impl Bound {
+    pub async fn new(stem: &str) -> Bound {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let conn = lapin::Connection::connect(
+            &amqp_url(RABBIT_PORT),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 (scripts/test.sh starts it)");
+        let channel = conn.create_channel().await.unwrap();
+        let exchange = unique_name(&format!("exchange/ghreplay-test/{stem}"));
+        let queue = unique_name(&format!("queue/ghreplay-test/{stem}"));
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        // Not exclusive: it must outlive connections that a test closes.
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Bound {
+            exchange,
+            queue,
+            conn,
+            channel,
+        }
+    }
+
+    /// Every message in the queue, waiting until none has come for a second
+    /// (and at most 60 s).
+    pub async fn drain(&self) -> Vec<lapin::message::BasicGetMessage> {
+        use lapin::options::{BasicAckOptions, BasicGetOptions};
+        let conn = lapin::Connection::connect(
+            &amqp_url(RABBIT_PORT),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut quiet_since = std::time::Instant::now();
+        while std::time::Instant::now() < deadline {
+            match ch
+                .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
+                Some(m) => {
+                    m.delivery
+                        .acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .unwrap();
+                    out.push(m);
+                    quiet_since = std::time::Instant::now();
+                }
+                None if quiet_since.elapsed() > std::time::Duration::from_secs(1) => break,
+                None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        out
+    }
+
+    pub async fn delete(self) {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        let _ = self
+            .channel
+            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        let _ = self
+            .channel
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = self.conn.close(200, "done".into()).await;
+    }
+}
+
+/// A TCP proxy to `RabbitMQ`, so a test can cut ghreplay's connection
+/// ([`Proxy::cut`]) or refuse new ones for a while ([`Proxy::refuse`]),
+/// without touching anyone else's.
+pub struct Proxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    refusing: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState::default());
+        let s = state.clone();
+        std::thread::spawn(move || {
+            let mut listener = Some(first);
+            while !s.closed.load(Ordering::Relaxed) {
+                if s.refusing.load(Ordering::Relaxed) {
+                    listener = None; // the port now refuses connections
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                let l = listener.get_or_insert_with(|| {
+                    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+                    l.set_nonblocking(true).unwrap();
+                    l
+                });
+                l.set_nonblocking(true).unwrap();
+                match l.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream))
+                        else {
+                            continue;
+                        };
+                        let mut conns = s.conns.lock().unwrap();
+                        conns.push(client.try_clone().unwrap());
+                        conns.push(server.try_clone().unwrap());
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { port, state }
+    }
+
+    /// Drops every connection through the proxy, as a network fault would.
+    pub fn cut(&self) {
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Cuts every connection and refuses new ones until `accept` is called.
+    pub fn refuse(&self) {
+        self.state
+            .refusing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.cut();
+    }
+
+    pub fn accept(&self) {
+        self.state
+            .refusing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.state
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cut();
+    }
+}
+
+/// The parsed JSON body of an AMQP message.
+pub fn body(m: &lapin::message::BasicGetMessage) -> serde_json::Value {
+    serde_json::from_slice(&m.delivery.data).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// ghreplay serve, and a minimal HTTP/1.1 client for it
+// ---------------------------------------------------------------------------
+
+/// A running `ghreplay serve`, killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub archive: std::path::PathBuf,
+}
+
+pub const SECRET: &str = "test-secret";
+
+impl Server {
+    /// Starts a server on 127.0.0.1:0 archiving to `archive`; `extra` flags
+    /// after `serve`. Waits for its "listening on" line.
+    pub fn start(archive: &Path, extra: &[&str]) -> Server {
+        Self::start_with(archive.as_os_str(), extra, &[])
+    }
+
+    /// As [`Server::start`], for any `--archive` value and extra environment.
+    pub fn start_with(archive: &std::ffi::OsStr, extra: &[&str], env: &[(&str, String)]) -> Server {
+        use std::io::BufRead as _;
+        let mut cmd = bin();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .arg("--archive")
+            .arg(archive)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("GHREPLAY_WEBHOOK_SECRET", SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "serve exited before listening"
+            );
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || for _ in err.lines() {});
+        Server {
+            child,
+            port,
+            archive: archive.to_owned().into(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status and body of an HTTP response.
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    use std::fmt::Write as _;
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Response { status, body }
+}
+
+/// Posts a delivery signed with [`SECRET`].
+pub fn post_delivery(port: u16, event: &str, id: &str, body: &[u8]) -> Response {
+    let sig = ghreplay::server::verify::sign_sha256(SECRET.as_bytes(), body);
+    http(
+        port,
+        "POST",
+        "/webhook",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", event),
+            ("X-GitHub-Delivery", id),
+            ("X-Hub-Signature-256", &sig),
+            ("User-Agent", "GitHub-Hookshot/test"),
+        ],
+        body,
+    )
+}
+
+/// Every expected id arrived; nothing else did; duplicates within the bound.
+pub fn assert_complete(
+    got: &[lapin::message::BasicGetMessage],
+    expected: &std::collections::HashSet<String>,
+    bound: usize,
+) {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for m in got {
+        *counts
+            .entry(body(m)["request_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+    assert!(
+        counts.keys().all(|k| expected.contains(k)),
+        "unexpected messages"
+    );
+    let duplicates = got.len() - counts.len();
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates, bound {bound}"
+    );
+    eprintln!(
+        "{} messages, {} events, {duplicates} duplicates (bound {bound})",
+        got.len(),
+        counts.len()
+    );
+}
