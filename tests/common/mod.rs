@@ -355,55 +355,57 @@ pub struct Proxy {
     state: std::sync::Arc<ProxyState>,
 }
 
+/// The listener lives behind a lock that `refuse` and `accept` change
+/// synchronously: when either returns, the port already refuses or already
+/// listens, so a process started right after never races the proxy thread.
 #[derive(Default)]
 struct ProxyState {
-    refusing: std::sync::atomic::AtomicBool,
+    listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     closed: std::sync::atomic::AtomicBool,
     conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+fn listen(port: u16) -> std::net::TcpListener {
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    l
 }
 
 impl Proxy {
     pub fn start(upstream: u16) -> Proxy {
         use std::sync::atomic::Ordering;
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let first = listen(0);
         let port = first.local_addr().unwrap().port();
-        let state = std::sync::Arc::new(ProxyState::default());
+        let state = std::sync::Arc::new(ProxyState {
+            listener: std::sync::Mutex::new(Some(first)),
+            ..ProxyState::default()
+        });
         let s = state.clone();
         std::thread::spawn(move || {
-            let mut listener = Some(first);
             while !s.closed.load(Ordering::Relaxed) {
-                if s.refusing.load(Ordering::Relaxed) {
-                    listener = None; // the port now refuses connections
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                let accepted = match &*s.listener.lock().unwrap() {
+                    Some(l) => l.accept().ok(),
+                    None => None,
+                };
+                let Some((client, _)) = accepted else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                     continue;
-                }
-                let l = listener.get_or_insert_with(|| {
-                    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-                    l.set_nonblocking(true).unwrap();
-                    l
-                });
-                l.set_nonblocking(true).unwrap();
-                match l.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream))
-                        else {
-                            continue;
-                        };
-                        let mut conns = s.conns.lock().unwrap();
-                        conns.push(client.try_clone().unwrap());
-                        conns.push(server.try_clone().unwrap());
-                        for (mut from, mut to) in [
-                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                            (server, client),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                            });
-                        }
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let mut conns = s.conns.lock().unwrap();
+                conns.push(client.try_clone().unwrap());
+                conns.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
                 }
             }
         });
@@ -419,17 +421,16 @@ impl Proxy {
 
     /// Cuts every connection and refuses new ones until `accept` is called.
     pub fn refuse(&self) {
-        self.state
-            .refusing
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        *self.state.listener.lock().unwrap() = None;
         self.cut();
     }
 
+    /// Listens again; connections made after this returns are accepted.
     pub fn accept(&self) {
-        self.state
-            .refusing
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut listener = self.state.listener.lock().unwrap();
+        if listener.is_none() {
+            *listener = Some(listen(self.port));
+        }
     }
 }
 
