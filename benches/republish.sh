@@ -9,8 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events="${1:-100000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
-data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/read-$events"
+. benches/common.sh
 url="amqp://guest:guest@127.0.0.1:5672/%2f"
 exchange="exchange/ghreplay-bench/v1"
 queue="queue/ghreplay-bench/all"
@@ -18,12 +17,7 @@ queue="queue/ghreplay-bench/all"
 cargo build --release --quiet
 cargo bench --quiet --bench amqp_bare --no-run 2>/dev/null
 bare() { cargo bench --quiet --bench amqp_bare -- "$@" 2>/dev/null; }
-bin="$CARGO_TARGET_DIR/release/ghreplay"
-
-if [ ! -d "$data" ]; then
-  python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$data" \
-    --events "$events" --hours 24 --records-per-object 100 --seed 1 --manifest "$data.manifest.json" >&2
-fi
+data=$(bench_data "$events")
 events_file=$(mktemp); trap 'rm -f "$events_file"' EXIT
 "$bin" --archive "$data" cat -q > "$events_file"
 count=$(wc -l < "$events_file")

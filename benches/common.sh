@@ -1,0 +1,46 @@
+# Sourced by the benchmark scripts: the shared archive and the timing helper.
+# Expects to run from the repository root with ../shared beside it.
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
+venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
+bin="$CARGO_TARGET_DIR/release/ghreplay"
+
+# The benchmark archive of $1 events (Mozilla shape, gzip, 24 hours, 100
+# records per object, seed 1: ~1.1 GB uncompressed for 100,000), built once
+# and kept under $BENCH_DATA; prints its directory.
+bench_data() {
+  local data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/read-$1"
+  if [ ! -d "$data" ]; then
+    echo "building a $1-event archive in $data" >&2
+    python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$data" \
+      --events "$1" --hours 24 --records-per-object 100 --seed 1 --manifest "$data.manifest.json" >&2
+  fi
+  echo "$data"
+}
+
+# The uncompressed bytes of the benchmark archive in directory $1.
+uncompressed_bytes() {
+  python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['totals']['uncompressed_bytes'])" "$1.manifest.json"
+}
+
+# DuckDB's shell from PyPI, the baseline of the read and load benchmarks.
+duckdb_cli() {
+  [ -x "$venv/bin/duckdb" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet 'duckdb-cli>=1.5,<2'; }
+  echo "$venv/bin/duckdb"
+}
+
+# Best wall time (s) and peak RSS (KB) over $RUNS (default 3) runs of a shell
+# command; $2, if given, runs before each (untimed), to reset state.
+measure() {
+  local best="" rss=0 out
+  for _ in $(seq "${RUNS:-3}"); do
+    [ -n "${2:-}" ] && bash -c "$2"
+    out=$( { /usr/bin/time -f '%e %M' bash -c "$1" > /dev/null; } 2>&1 | tail -1)
+    read -r t m <<< "$out"
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  echo "$best $rss"
+}
+
+ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
