@@ -11,13 +11,15 @@ venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
 
 # moto: a real S3/SNS wire-protocol server for the integration tests.
 # schemathesis: fuzzes the receiver against its OpenAPI document.
-if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ]; then
-  echo "test.sh: installing moto[server] and schemathesis into $venv" >&2
+# duckdb-cli: DuckDB's own shell, which must read what `ghreplay load` writes.
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/duckdb" ]; then
+  echo "test.sh: installing moto[server], schemathesis and duckdb-cli into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5' 'duckdb-cli>=1.5,<2'
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 export SCHEMATHESIS="$venv/bin/schemathesis"
+export DUCKDB_CLI="$venv/bin/duckdb"
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the republish tests.
 rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }

@@ -144,6 +144,21 @@ pub fn guid_bits(id: &str) -> Option<u128> {
     u128::from_str_radix(&hex, 16).ok()
 }
 
+/// A delivery id (or any other record key) held compactly for "seen it?"
+/// sets: GUIDs, which GitHub's ids always are, as 16 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CompactId {
+    Guid(u128),
+    Other(Box<str>),
+}
+
+impl CompactId {
+    #[must_use]
+    pub fn new(id: &str) -> Self {
+        guid_bits(id).map_or_else(|| Self::Other(id.into()), Self::Guid)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // ghreplay's own record shape, version 1
 // ---------------------------------------------------------------------------

@@ -27,14 +27,9 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The archive: a local directory, or s3://bucket/prefix. The prefix is
-    /// what Firehose puts before YYYY/ (e.g. kinesis/).
-    #[arg(
-        long,
-        global = true,
-        env = "GHREPLAY_ARCHIVE",
-        default_value = "./archive"
-    )]
-    pub archive: String,
+    /// what Firehose puts before YYYY/ (e.g. kinesis/). [default: ./archive]
+    #[arg(long, global = true, env = "GHREPLAY_ARCHIVE", value_name = "ARCHIVE")]
+    pub archive: Option<String>,
     /// An S3-compatible endpoint (MinIO, moto...) instead of AWS's.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -44,6 +39,17 @@ pub struct GlobalArgs {
     /// No progress bars and no summary on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// Where the archive is when neither --archive nor GHREPLAY_ARCHIVE says.
+pub const DEFAULT_ARCHIVE: &str = "./archive";
+
+impl GlobalArgs {
+    /// The archive named, or the default.
+    #[must_use]
+    pub fn archive(&self) -> &str {
+        self.archive.as_deref().unwrap_or(DEFAULT_ARCHIVE)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +74,19 @@ pub enum Command {
     /// Secrets come from --secret-file (one per line; several for rotation)
     /// and the GHREPLAY_WEBHOOK_SECRET environment variable (likewise).
     Serve(ServeArgs),
+    /// Load events into a DuckDB database file, one row per delivery
+    /// (schema: queries/schema.sql). Loading the same range again adds
+    /// nothing; a load stopped part way keeps what it committed.
+    ///
+    /// Without --public-only every event is loaded, with the privacy
+    /// filter's verdict in the column `public`.
+    Load(LoadArgs),
+    /// Ask a DuckDB database (or an archive, read into memory) a question:
+    /// a canned query (--list shows them), a FILE.sql, or SQL.
+    ///
+    /// The canned queries read the view in_range, which --since/--until
+    /// bound; your own SQL may read in_range or the table deliveries.
+    Query(QueryArgs),
     /// Print the Snowflake SQL for these archives (it does not connect):
     /// SnowAlert's stage, landing table and pipe, or a range's backfill.
     #[command(subcommand)]
@@ -173,8 +192,9 @@ pub struct ReadArgs {
     pub max_object_bytes: u64,
 }
 
+/// Which events a reading command takes, and how it reads them.
 #[derive(Debug, Args)]
-pub struct CatArgs {
+pub struct EventArgs {
     #[command(flatten)]
     pub range: RangeArgs,
     #[command(flatten)]
@@ -185,6 +205,12 @@ pub struct CatArgs {
     pub public_only: bool,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 #[derive(Debug, Args)]
@@ -295,4 +321,42 @@ pub struct ServeArgs {
     /// redelivers for 3 days); the archive of that span is read at startup.
     #[arg(long, default_value = "72h", value_name = "SPAN")]
     pub dedupe_window: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The DuckDB database file; made, with its schema, if missing.
+    #[arg(long, default_value = "ghreplay.duckdb", value_name = "FILE")]
+    pub db: std::path::PathBuf,
+    /// DuckDB's memory limit (512MB, 2GB...); default DuckDB's own, 80% of RAM.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Where the rows come from: --db FILE; else, when --archive (or \
+GHREPLAY_ARCHIVE) is given, that archive read into an in-memory database (--since, --until \
+and the selection flags choose what is read); else ./ghreplay.duckdb.\n\n\
+Exit status: 0 rows printed; 1 no rows; 2 error; 3 rows printed, but archive input was \
+skipped (--allow-skipped makes this 0)."
+)]
+pub struct QueryArgs {
+    /// A canned query's name, a FILE.sql, or SQL (the last statement's
+    /// result is printed).
+    #[arg(required_unless_present = "list", value_name = "NAME|FILE.sql|SQL")]
+    pub query: Option<String>,
+    /// List the canned queries and what each answers.
+    #[arg(long)]
+    pub list: bool,
+    /// The DuckDB database to query (opened read-only).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<std::path::PathBuf>,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = crate::db::render::Format::Table)]
+    pub format: crate::db::render::Format,
+    #[command(flatten)]
+    pub events: EventArgs,
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, DurationRound as _, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
-use crate::cli::{GlobalArgs, RangeArgs, ReadArgs, SelectArgs};
+use crate::cli::{EventArgs, GlobalArgs, RangeArgs, ReadArgs, SelectArgs};
 use crate::decode::DecodeOptions;
 use crate::filter::Dedupe;
 
@@ -303,6 +303,11 @@ pub fn time_range(args: &RangeArgs, now: DateTime<Utc>) -> Result<TimeRange, Con
     TimeRange::new(at(&args.since)?, at(&args.until)?)
 }
 
+/// Resolves `cat`'s, `load`'s and `query`'s reading flags.
+pub fn events_config(global: &GlobalArgs, a: &EventArgs) -> Result<ReadConfig, ConfigError> {
+    read_config(global, &a.range, &a.select, a.public_only, &a.read)
+}
+
 /// Resolves the flags of a command that reads events.
 pub fn read_config(
     global: &GlobalArgs,
@@ -320,7 +325,7 @@ pub fn read_config(
     }
     .with_repos(&select.repos)?;
     Ok(ReadConfig {
-        archive: ArchiveLocation::parse(&global.archive)?,
+        archive: ArchiveLocation::parse(global.archive())?,
         endpoint_url: global.endpoint_url.clone().filter(|u| !u.is_empty()),
         selection,
         dedupe: if select.keep_duplicates {

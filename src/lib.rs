@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod db;
 pub mod decode;
 pub mod filter;
 pub mod output;

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::db::catalog::Canned;
 use crate::pipeline::Summary;
 use crate::sink::count::CountSink;
+use crate::sink::database::LoadCounts;
 use crate::sink::delivery::DeliveryCounts;
 use crate::sink::sns::Oversize;
 use crate::source::{Plan, Skipped};
@@ -276,4 +278,23 @@ pub fn delivery(target: &str, c: &DeliveryCounts, oversize: &[Oversize], include
         }
     }
     let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// What `load` did, after the read summary.
+pub fn loaded(db: &str, c: LoadCounts) {
+    let _ = writeln!(
+        io::stderr().lock(),
+        "ghreplay load: {} added to {db}, {} already there",
+        plural(c.added, "row", "rows"),
+        plural(c.already_loaded, "event was", "events were"),
+    );
+}
+
+/// `query --list`: each canned query and what it answers.
+pub fn canned_list(out: &mut impl Write, canned: &[Canned]) -> io::Result<()> {
+    let width = canned.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in canned {
+        writeln!(out, "{:width$}  {}", c.name, c.description())?;
+    }
+    out.flush()
 }

@@ -14,7 +14,7 @@ use crate::source::{self, Store};
 
 pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<Outcome> {
     let range = config::time_range(&args.range, Utc::now())?;
-    let location = ArchiveLocation::parse(&global.archive)?;
+    let location = ArchiveLocation::parse(global.archive())?;
     let store = Store::open(&location, global.endpoint_url.as_deref()).await?;
     let spinner = Progress::spinner("listing", global.quiet);
     let plan = source::plan(&store, &range).await;

@@ -2,6 +2,8 @@
 
 mod cat;
 mod list;
+mod load;
+mod query;
 mod republish;
 mod serve;
 mod snowflake;
@@ -81,6 +83,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::List(args) => list::run(&cli.global, &args).await,
         Command::Cat(args) => cat::run(&cli.global, &args).await,
+        Command::Load(args) => load::run(&cli.global, &args).await,
+        Command::Query(args) => query::run(&cli.global, &args).await,
         Command::Republish(args) => republish::run(&cli.global, &args).await,
         Command::Serve(args) => serve::run(&cli.global, &args).await,
         Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,

@@ -117,8 +117,8 @@ fn locations(
     global: &GlobalArgs,
     args: &ServeArgs,
 ) -> anyhow::Result<(ArchiveLocation, PathBuf, String)> {
-    if global.archive.starts_with("s3://") {
-        let location = ArchiveLocation::parse(&global.archive)?;
+    if global.archive().starts_with("s3://") {
+        let location = ArchiveLocation::parse(global.archive())?;
         let ArchiveLocation::S3 { prefix, .. } = &location else {
             unreachable!("an s3:// archive parses as S3")
         };
@@ -126,7 +126,7 @@ fn locations(
         Ok((location, args.spool.clone(), prefix))
     } else {
         // Always a directory here (created if need be), never a key prefix.
-        let dir = PathBuf::from(&global.archive);
+        let dir = PathBuf::from(global.archive());
         let location = ArchiveLocation::Local {
             dir: dir.clone(),
             prefix: String::new(),

@@ -37,7 +37,7 @@ pub async fn run(global: &GlobalArgs, cmd: &SnowflakeCommand) -> anyhow::Result<
                 .map(|u| config::parse_time(u, now))
                 .transpose()?;
             let range = TimeRange::new(Some(since), until)?;
-            let location = ArchiveLocation::parse(&global.archive)?;
+            let location = ArchiveLocation::parse(global.archive())?;
             let store = Store::open(&location, global.endpoint_url.as_deref()).await?;
             let plan = source::plan(&store, &range)
                 .await

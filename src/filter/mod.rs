@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use crate::archive::guid_bits;
+use crate::archive::CompactId;
 use crate::config::Selection;
 use crate::decode::{DecodedObject, Event};
 
@@ -77,13 +77,6 @@ pub struct FilterCounts {
     pub without_delivery_id: u64,
 }
 
-/// A delivery id, compactly: GUIDs (GitHub's ids) as 16 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Id {
-    Guid(u128),
-    Other(Box<str>),
-}
-
 /// Delivery ids seen within the dedupe window of archive time.
 ///
 /// Firehose redelivers within its retry period (hours, at most a day), so ids
@@ -92,16 +85,16 @@ enum Id {
 #[derive(Debug, Default)]
 struct Seen {
     window_hours: Option<i64>,
-    set: HashSet<Id>,
+    set: HashSet<CompactId>,
     /// Ids by the hour they were first seen, oldest first (windowed only).
-    generations: VecDeque<(i64, Vec<Id>)>,
+    generations: VecDeque<(i64, Vec<CompactId>)>,
 }
 
 impl Seen {
     /// True the first time an id is seen within the window; `hour` is the
     /// event's time in hours since the epoch.
     fn insert(&mut self, id: &str, hour: Option<i64>) -> bool {
-        let id = guid_bits(id).map_or_else(|| Id::Other(id.into()), Id::Guid);
+        let id = CompactId::new(id);
         let (Some(window), Some(hour)) = (self.window_hours, hour) else {
             return self.set.insert(id);
         };

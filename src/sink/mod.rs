@@ -1,6 +1,7 @@
 //! Destinations for kept events. Each sink owns its wire shape.
 
 pub mod count;
+pub mod database;
 pub mod delivery;
 pub mod mozilla;
 pub mod ndjson;

@@ -1,0 +1,182 @@
+//! The DuckDB side of `load` and `query`: opening a database, its schema
+//! (`queries/schema.sql`, the only DDL), the canned queries, and running SQL
+//! into Arrow batches. Loading rows is [`crate::sink::database`]'s job;
+//! printing results is [`render`]'s.
+
+pub mod catalog;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use duckdb::{AccessMode, Config, Connection};
+
+use crate::config::TimeRange;
+
+/// The schema every ghreplay database has; applied before each load.
+pub const SCHEMA: &str = include_str!("../../queries/schema.sql");
+
+/// The oldest DuckDB that must read the files `load` writes: new files are
+/// written in its storage format, so DuckDB 1.x shells (PyPI's `duckdb-cli`
+/// and `duckdb`) open them, though this build bundles a newer DuckDB.
+pub const STORAGE_COMPATIBILITY: &str = "v1.4.0";
+
+/// The table of deliveries.
+pub const TABLE: &str = "deliveries";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{path}: no such database; make one with `ghreplay load --db {path}`, or query an archive directly with --archive")]
+    Missing { path: String },
+    #[error("{path}: not a ghreplay database (it has no `deliveries` table); `ghreplay load --db {path}` makes one")]
+    NotOurs { path: String },
+    #[error("{path}: {source}{}", lock_hint(source))]
+    Open {
+        path: String,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("{0}")]
+    Sql(#[from] duckdb::Error),
+    #[error("formatting the result: {0}")]
+    Render(#[from] arrow::error::ArrowError),
+}
+
+/// DuckDB lets one process write a file at a time; say so plainly.
+fn lock_hint(e: &duckdb::Error) -> &'static str {
+    if e.to_string().contains("lock") {
+        " (another process, such as a running `ghreplay load` or a DuckDB shell, has it open)"
+    } else {
+        ""
+    }
+}
+
+/// Where the rows are.
+#[derive(Debug, Clone)]
+pub enum Database {
+    File(PathBuf),
+    /// Gone when the process ends: `query --archive` without `--db`.
+    Memory,
+}
+
+impl Database {
+    fn label(&self) -> String {
+        match self {
+            Database::File(p) => p.display().to_string(),
+            Database::Memory => ":memory:".to_owned(),
+        }
+    }
+
+    /// Opens for loading: the file is made if missing, and the schema applied.
+    pub fn open_for_load(&self, memory_limit: Option<&str>) -> Result<Connection, DbError> {
+        let mut config = Config::default()
+            .with("storage_compatibility_version", STORAGE_COMPATIBILITY)
+            .map_err(|e| self.open_error(e))?;
+        if let Some(limit) = memory_limit {
+            config = config.max_memory(limit).map_err(|e| self.open_error(e))?;
+        }
+        let conn = match self {
+            Database::File(p) => Connection::open_with_flags(p, config),
+            Database::Memory => Connection::open_in_memory_with_flags(config),
+        }
+        .map_err(|e| self.open_error(e))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(conn)
+    }
+
+    /// Opens an existing database read-only, so queries never change it and
+    /// may run beside other readers.
+    pub fn open_for_query(&self) -> Result<Connection, DbError> {
+        let Database::File(path) = self else {
+            return self.open_for_load(None);
+        };
+        let label = self.label();
+        if !path.exists() {
+            return Err(DbError::Missing { path: label });
+        }
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .map_err(|e| self.open_error(e))?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| self.open_error(e))?;
+        if !has_table(&conn, TABLE)? {
+            return Err(DbError::NotOurs { path: label });
+        }
+        Ok(conn)
+    }
+
+    fn open_error(&self, source: duckdb::Error) -> DbError {
+        DbError::Open {
+            path: self.label(),
+            source,
+        }
+    }
+}
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool, DbError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Microseconds since the epoch: how rows carry times to DuckDB.
+#[must_use]
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Sets the session variables `since` and `until` that the view `in_range`
+/// (and so every canned query) reads; unset means unbounded.
+pub fn set_range(conn: &Connection, range: &TimeRange) -> Result<(), DbError> {
+    for (name, t) in [("since", range.since), ("until", range.until)] {
+        match t {
+            Some(t) => conn.execute_batch(&format!(
+                "SET VARIABLE {name} = make_timestamp({});",
+                micros(t)
+            ))?,
+            None => conn.execute_batch(&format!("RESET VARIABLE {name};"))?,
+        }
+    }
+    Ok(())
+}
+
+/// All keys already loaded, so that loading again adds nothing.
+pub fn loaded_keys(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare(&format!("SELECT row_key FROM {TABLE}"))?;
+    let keys = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(keys)
+}
+
+/// A query's result: its schema (known even when no row came back) and rows.
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Runs SQL (several statements: the last one's result is returned).
+pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, DbError> {
+    let mut stmt = conn.prepare(sql)?;
+    let arrow = stmt.query_arrow([])?;
+    let schema = arrow.get_schema();
+    let batches = arrow.collect();
+    Ok(QueryResult { schema, batches })
+}
+
+/// The default database file of `load`.
+#[must_use]
+pub fn default_path() -> &'static Path {
+    Path::new("ghreplay.duckdb")
+}

@@ -1,0 +1,170 @@
+//! Kept events into DuckDB's `deliveries` table (`queries/schema.sql`), in
+//! bulk through the appender, idempotently: a row whose key is already in
+//! the table is counted and skipped, so loading a range twice adds nothing.
+//!
+//! Rows are gathered into batches and each batch is appended and committed
+//! on its own, so memory stays bounded and a load stopped part way keeps
+//! what it committed: running it again adds exactly the rest.
+
+use std::collections::HashSet;
+
+use duckdb::types::{TimeUnit, Value};
+use duckdb::Connection;
+
+use super::{Sink, SinkError};
+use crate::archive::CompactId;
+use crate::db::{self, DbError, TABLE};
+use crate::decode::{DecodedObject, Event};
+use crate::filter;
+
+/// Payload bytes gathered before a batch is appended and committed.
+const BATCH_BYTES: usize = 32 << 20;
+/// ...or rows, whichever comes first.
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// What a load did with the events it was given.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LoadCounts {
+    /// Appended and committed.
+    pub added: u64,
+    /// Already in the table (loaded before, or a repeat within this run).
+    pub already_loaded: u64,
+}
+
+/// One row of `deliveries`, owned until its batch is appended.
+struct Row {
+    key: String,
+    delivery_id: Option<String>,
+    event: String,
+    action: Option<String>,
+    repository: Option<String>,
+    private: Option<bool>,
+    public: bool,
+    sender: Option<String>,
+    received_at: Option<i64>,
+    object_time: Option<i64>,
+    object_key: String,
+    record_index: u32,
+    shape: &'static str,
+    payload: String,
+}
+
+/// The key a record is loaded under: its delivery id, or where it is in the
+/// archive when it has none.
+#[must_use]
+pub fn row_key(obj: &DecodedObject, e: &Event) -> String {
+    match &e.delivery_id {
+        Some(id) => id.clone(),
+        None => format!("{}#{}", obj.key, e.index),
+    }
+}
+
+pub struct DatabaseSink {
+    conn: Connection,
+    loaded: HashSet<CompactId>,
+    batch: Vec<Row>,
+    batch_bytes: usize,
+    pub counts: LoadCounts,
+}
+
+impl DatabaseSink {
+    /// Loads into `conn`, whose schema is applied; reads the keys already
+    /// there (about 50 bytes each in memory).
+    pub fn new(conn: Connection) -> Result<Self, DbError> {
+        let loaded = db::loaded_keys(&conn)?
+            .iter()
+            .map(|k| CompactId::new(k))
+            .collect();
+        Ok(Self {
+            conn,
+            loaded,
+            batch: Vec::with_capacity(BATCH_ROWS),
+            batch_bytes: 0,
+            counts: LoadCounts::default(),
+        })
+    }
+
+    /// The connection back, for querying what was loaded.
+    #[must_use]
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+
+    /// Appends the gathered rows and commits them.
+    fn write_batch(&mut self) -> Result<(), DbError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows = self.batch.len() as u64;
+        let mut app = self.conn.appender(TABLE)?;
+        let at = |t: Option<i64>| t.map(|t| Value::Timestamp(TimeUnit::Microsecond, t));
+        for r in self.batch.drain(..) {
+            let owner = r
+                .repository
+                .as_deref()
+                .and_then(|full| full.split_once('/'))
+                .map(|(owner, _)| owner);
+            app.append_row(duckdb::params![
+                r.key,
+                r.delivery_id,
+                r.event,
+                r.action,
+                r.repository,
+                owner,
+                r.private,
+                r.public,
+                r.sender,
+                at(r.received_at),
+                at(r.object_time),
+                r.object_key,
+                r.record_index,
+                r.shape,
+                r.payload,
+            ])?;
+        }
+        app.flush()?;
+        self.batch_bytes = 0;
+        self.counts.added += rows;
+        Ok(())
+    }
+}
+
+fn target(e: &DbError) -> SinkError {
+    SinkError::Target(format!("loading into DuckDB: {e}"))
+}
+
+impl Sink for DatabaseSink {
+    fn accept(&mut self, obj: &DecodedObject, e: &Event, public: bool) -> Result<(), SinkError> {
+        let key = row_key(obj, e);
+        if !self.loaded.insert(CompactId::new(&key)) {
+            self.counts.already_loaded += 1;
+            return Ok(());
+        }
+        let payload = obj.payload(e).to_owned();
+        self.batch_bytes += payload.len();
+        self.batch.push(Row {
+            key,
+            delivery_id: e.delivery_id.clone(),
+            event: e.event.clone(),
+            action: e.action.clone(),
+            repository: e.repository.clone(),
+            private: e.private_flag(),
+            public,
+            sender: e.sender.clone(),
+            received_at: filter::event_time(e, obj.object_time).map(db::micros),
+            object_time: obj.object_time.map(db::micros),
+            object_key: obj.key.clone(),
+            record_index: e.index,
+            shape: e.shape.as_str(),
+            payload,
+        });
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ROWS {
+            self.write_batch().map_err(|e| target(&e))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.write_batch().map_err(|e| target(&e))
+    }
+}
