@@ -64,6 +64,7 @@ pub struct DatabaseSink {
     loaded: HashSet<CompactId>,
     batch: Vec<Row>,
     batch_bytes: usize,
+    batch_rows: usize,
     pub counts: LoadCounts,
 }
 
@@ -80,6 +81,7 @@ impl DatabaseSink {
             loaded,
             batch: Vec::with_capacity(BATCH_ROWS),
             batch_bytes: 0,
+            batch_rows: BATCH_ROWS,
             counts: LoadCounts::default(),
         })
     }
@@ -158,7 +160,7 @@ impl Sink for DatabaseSink {
             shape: e.shape.as_str(),
             payload,
         });
-        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ROWS {
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= self.batch_rows {
             self.write_batch().map_err(|e| target(&e))?;
         }
         Ok(())
@@ -166,5 +168,71 @@ impl Sink for DatabaseSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         self.write_batch().map_err(|e| target(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::db::Database;
+    use crate::decode::{decode_object, DecodeOptions};
+
+    /// An object of `n` Mozilla-shaped `issues` deliveries, ids `id-0`...
+    fn object(n: usize) -> DecodedObject {
+        let mut data = String::new();
+        for i in 0..n {
+            let _ = write!(
+                data,
+                r#"{{"body":{{"action":"opened","repository":{{"full_name":"o/r","private":false}},"sender":{{"login":"s"}}}},"event":"issues","request_id":"id-{i}"}}"#
+            );
+        }
+        decode_object(
+            "2026/01/15/10/s-1-2026-01-15-10-00-00-k".into(),
+            None,
+            data.into_bytes(),
+            &DecodeOptions::default(),
+        )
+    }
+
+    fn rows(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn each_full_batch_is_committed_and_a_new_sink_skips_what_is_there() {
+        let obj = object(7);
+        assert_eq!(obj.events.len(), 7);
+        let conn = Database::Memory.open_for_load(None).unwrap();
+        let mut sink = DatabaseSink::new(conn).unwrap();
+        sink.batch_rows = 3;
+        for e in &obj.events {
+            sink.accept(&obj, e, true).unwrap();
+        }
+        assert_eq!(
+            rows(&sink.conn),
+            6,
+            "two full batches are in, one row waits"
+        );
+        assert_eq!(sink.counts.added, 6);
+        sink.finish().unwrap();
+        assert_eq!(rows(&sink.conn), 7);
+
+        // Loading again, as a later run would: everything is already there.
+        let mut again = DatabaseSink::new(sink.into_connection()).unwrap();
+        for e in &obj.events {
+            again.accept(&obj, e, true).unwrap();
+        }
+        again.finish().unwrap();
+        assert_eq!(
+            again.counts,
+            LoadCounts {
+                added: 0,
+                already_loaded: 7
+            }
+        );
+        assert_eq!(rows(&again.conn), 7);
     }
 }
