@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// A canned query: its name (the file name without `.sql`) and its SQL,
 /// which opens with a comment saying what it answers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Canned {
     pub name: &'static str,
     pub sql: &'static str,
@@ -64,14 +64,6 @@ impl QueryText {
         }
     }
 }
-
-impl PartialEq for Canned {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Canned {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
