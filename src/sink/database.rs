@@ -2,9 +2,11 @@
 //! bulk through the appender, idempotently: a row whose key is already in
 //! the table is counted and skipped, so loading a range twice adds nothing.
 //!
-//! Rows are gathered into batches and each batch is appended and committed
-//! on its own, so memory stays bounded and a load stopped part way keeps
-//! what it committed: running it again adds exactly the rest.
+//! Rows are gathered into batches, appended in one transaction, and
+//! committed every gigabyte of payload and at the end. Within a transaction
+//! DuckDB writes each full row group straight to the file (see
+//! [`db::ROW_GROUP_SIZE`]), so memory stays bounded; a load stopped part way
+//! keeps what it committed, and running it again adds exactly the rest.
 
 use std::collections::HashSet;
 
@@ -17,10 +19,13 @@ use crate::db::{self, DbError, TABLE};
 use crate::decode::{DecodedObject, Event};
 use crate::filter;
 
-/// Payload bytes gathered before a batch is appended and committed.
+/// Payload bytes gathered before a batch is appended.
 const BATCH_BYTES: usize = 32 << 20;
 /// ...or rows, whichever comes first.
 const BATCH_ROWS: usize = 16 * 1024;
+/// Payload bytes appended before they are committed (a commit is cheap: the
+/// data is mostly written already; it bounds what a killed load loses).
+const COMMIT_BYTES: usize = 1 << 30;
 
 /// What a load did with the events it was given.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +70,10 @@ pub struct DatabaseSink {
     batch: Vec<Row>,
     batch_bytes: usize,
     batch_rows: usize,
+    /// Appended in the open transaction, not yet committed.
+    pending_rows: u64,
+    pending_bytes: usize,
+    commit_bytes: usize,
     pub counts: LoadCounts,
 }
 
@@ -72,6 +81,7 @@ impl DatabaseSink {
     /// Loads into `conn`, whose schema is applied; reads the keys already
     /// there (about 50 bytes each in memory).
     pub fn new(conn: Connection) -> Result<Self, DbError> {
+        conn.execute_batch("BEGIN TRANSACTION")?;
         let loaded = db::loaded_keys(&conn)?
             .iter()
             .map(|k| CompactId::new(k))
@@ -82,6 +92,9 @@ impl DatabaseSink {
             batch: Vec::with_capacity(BATCH_ROWS),
             batch_bytes: 0,
             batch_rows: BATCH_ROWS,
+            pending_rows: 0,
+            pending_bytes: 0,
+            commit_bytes: COMMIT_BYTES,
             counts: LoadCounts::default(),
         })
     }
@@ -92,7 +105,7 @@ impl DatabaseSink {
         self.conn
     }
 
-    /// Appends the gathered rows and commits them.
+    /// Appends the gathered rows to the open transaction.
     fn write_batch(&mut self) -> Result<(), DbError> {
         if self.batch.is_empty() {
             return Ok(());
@@ -125,8 +138,22 @@ impl DatabaseSink {
             ])?;
         }
         app.flush()?;
+        self.pending_rows += rows;
+        self.pending_bytes += self.batch_bytes;
         self.batch_bytes = 0;
-        self.counts.added += rows;
+        Ok(())
+    }
+
+    /// Commits what was appended; `more` opens the next transaction.
+    fn commit(&mut self, more: bool) -> Result<(), DbError> {
+        self.conn.execute_batch(if more {
+            "COMMIT; BEGIN TRANSACTION"
+        } else {
+            "COMMIT"
+        })?;
+        self.counts.added += self.pending_rows;
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
         Ok(())
     }
 }
@@ -162,12 +189,17 @@ impl Sink for DatabaseSink {
         });
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= self.batch_rows {
             self.write_batch().map_err(|e| target(&e))?;
+            if self.pending_bytes >= self.commit_bytes {
+                self.commit(true).map_err(|e| target(&e))?;
+            }
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        self.write_batch().map_err(|e| target(&e))
+        self.write_batch()
+            .and_then(|()| self.commit(false))
+            .map_err(|e| target(&e))
     }
 }
 
@@ -208,6 +240,7 @@ mod tests {
         let conn = Database::Memory.open_for_load(None).unwrap();
         let mut sink = DatabaseSink::new(conn).unwrap();
         sink.batch_rows = 3;
+        sink.commit_bytes = 1; // commit every batch
         for e in &obj.events {
             sink.accept(&obj, e, true).unwrap();
         }
