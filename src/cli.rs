@@ -326,7 +326,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// The DuckDB database file; made, with its schema, if missing.
-    #[arg(long, default_value = "ghreplay.duckdb", value_name = "FILE")]
+    #[arg(long, default_value = crate::db::DEFAULT_FILE, value_name = "FILE")]
     pub db: std::path::PathBuf,
     /// DuckDB's memory limit (512MB, 2GB...); default DuckDB's own, 80% of RAM.
     #[arg(long, value_name = "SIZE")]

@@ -38,7 +38,7 @@ pub async fn run(global: &GlobalArgs, args: &QueryArgs) -> anyhow::Result<Outcom
             {
                 bail!("--event, --action, --repo and --public-only choose what is read from an archive (--archive); against a database, say it in SQL (the columns event, action, repository, public)");
             }
-            let path = db.clone().unwrap_or_else(|| db::default_path().to_owned());
+            let path = db.clone().unwrap_or_else(|| db::DEFAULT_FILE.into());
             (Database::File(path).open_for_query()?, false)
         }
     };

@@ -6,7 +6,7 @@
 pub mod catalog;
 pub mod render;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -195,8 +195,5 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, DbError> {
     Ok(QueryResult { schema, batches })
 }
 
-/// The default database file of `load`.
-#[must_use]
-pub fn default_path() -> &'static Path {
-    Path::new("ghreplay.duckdb")
-}
+/// The database file `load` writes and `query` reads when none is named.
+pub const DEFAULT_FILE: &str = "ghreplay.duckdb";
