@@ -21,6 +21,16 @@ export MOTO_SERVER="$venv/bin/moto_server"
 export SCHEMATHESIS="$venv/bin/schemathesis"
 export DUCKDB_CLI="$venv/bin/duckdb"
 
+# @octokit/webhooks' middleware: a webhook receiver nobody on this team
+# wrote, for `republish --to https://`; openssl makes its test certificate.
+if [ ! -d tests/octokit/node_modules/@octokit/webhooks ]; then
+  echo "test.sh: installing @octokit/webhooks (npm)" >&2
+  npm ci --prefix tests/octokit --silent --no-audit --no-fund
+fi
+if ! command -v openssl >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the republish tests.
 rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 if ! rabbit_up; then

@@ -16,25 +16,6 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
-/// Which envelope a record came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    Mozilla,
-    Raw,
-    Ghreplay,
-}
-
-impl Shape {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Shape::Mozilla => "mozilla",
-            Shape::Raw => "raw",
-            Shape::Ghreplay => "ghreplay",
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Object naming: <prefix>YYYY/MM/DD/HH/<stream>-<ver>-YYYY-MM-DD-HH-MM-SS-<uuid>[.ext]
 // ---------------------------------------------------------------------------

@@ -14,13 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Where an event stands in the archive: its object and record index.
-/// Ordered as the read path delivers events.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Position {
-    pub object: String,
-    pub index: u32,
-}
+use crate::model::Position;
 
 /// What makes two runs the same run: everything that decides which events,
 /// in which order, go where. A checkpoint resumes only its own run.

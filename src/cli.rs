@@ -226,12 +226,14 @@ pub struct RepublishArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     /// Where to send: `amqp://user:pass@host:5672/vhost` or `amqps://...`
-    /// (Pulse), `sns:arn:aws:sns:REGION:ACCOUNT:TOPIC`, or `ndjson` /
-    /// `ndjson:FILE` (what would be sent, as `cat` prints it).
+    /// (Pulse), `sns:arn:aws:sns:REGION:ACCOUNT:TOPIC`, `http://...` or
+    /// `https://...` (any webhook receiver: each delivery re-sent as GitHub
+    /// sent it), or `ndjson` / `ndjson:FILE` (what would be sent, as `cat`
+    /// prints it).
     #[arg(long, value_name = "TARGET")]
     pub to: String,
     /// The AMQP exchange (topic, durable).
-    #[arg(long, default_value = crate::sink::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
+    #[arg(long, default_value = crate::deliver::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
     pub exchange: String,
     /// Declare the exchange; by default it must exist (checked passively, as
     /// Pulse requires).
@@ -256,18 +258,29 @@ pub struct RepublishArgs {
     /// Continue the run recorded in --checkpoint, with no gap.
     #[arg(long, requires = "checkpoint")]
     pub resume: bool,
-    /// Messages unconfirmed at once (AMQP). A run killed at any moment sends
-    /// at most twice this many events again when resumed.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub confirm_window: usize,
-    /// How long to keep retrying a lost broker or a failing batch before
-    /// stopping with a checkpoint.
+    /// Messages sent and not yet confirmed at once, for every target (AMQP
+    /// confirms, SNS batches, HTTP requests in flight); default 1000, 32 for
+    /// HTTP. A run killed at any moment sends at most twice this many events
+    /// again when resumed.
+    #[arg(long, value_name = "N")]
+    pub confirm_window: Option<usize>,
+    /// How long to keep retrying what may pass (a lost broker, a failing
+    /// batch, an HTTP 5xx, 429 or timeout) before stopping with a checkpoint.
     #[arg(long, default_value = "60s", value_name = "SPAN")]
     pub retry_for: String,
-    /// Append the events too large for SNS here, as NDJSON (they are always
-    /// listed in the summary).
+    /// Append the events not sent here, as NDJSON: too large for SNS, with
+    /// no event name, or refused for good by an HTTP receiver (a 3xx or 4xx).
+    /// They are always listed in the summary.
+    #[arg(long, alias = "oversize-list", value_name = "FILE")]
+    pub refused_list: Option<std::path::PathBuf>,
+    /// HTTP: re-sign every request with `X-Hub-Signature-256` under the
+    /// first line of FILE, dropping the archived signatures (for a receiver
+    /// whose secret differs, or records that had none).
     #[arg(long, value_name = "FILE")]
-    pub oversize_list: Option<std::path::PathBuf>,
+    pub sign_secret_file: Option<std::path::PathBuf>,
+    /// HTTP: how long one request may take, GitHub's own limit by default.
+    #[arg(long, default_value = "10s", value_name = "SPAN")]
+    pub timeout: String,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -295,12 +308,14 @@ pub struct ServeArgs {
     #[arg(long, default_value = "./ghreplay-spool", value_name = "DIR")]
     pub spool: std::path::PathBuf,
     /// Also forward each delivery, once archived, to Pulse
-    /// (`amqp://...`) or SNS (`sns:arn:...`), shaped as `republish` shapes
-    /// it. A forward failure is counted; the delivery is in the archive.
+    /// (`amqp://...`), SNS (`sns:arn:...`) or a webhook receiver
+    /// (`http(s)://...`), shaped as `republish` shapes it. Repeatable: each
+    /// target is fed on its own. A forward failure is counted; the delivery
+    /// is in the archive.
     #[arg(long, value_name = "TARGET")]
-    pub forward: Option<String>,
+    pub forward: Vec<String>,
     /// The AMQP exchange to forward to.
-    #[arg(long, default_value = crate::sink::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
+    #[arg(long, default_value = crate::deliver::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
     pub forward_exchange: String,
     /// Declare the forward exchange instead of checking it exists.
     #[arg(long)]

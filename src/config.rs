@@ -3,33 +3,26 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, DurationRound as _, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::cli::{EventArgs, GlobalArgs, RangeArgs, ReadArgs, SelectArgs};
 use crate::decode::DecodeOptions;
-use crate::filter::Dedupe;
+use crate::model::{Dedupe, ModelError, Selection, TimeRange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read time {0:?}: use RFC 3339 (2026-01-15T10:00:00Z), a date (2026-01-15), an hour (2026-01-15T10) or a span back from now (30m, 6h, 2d, 1w)")]
     Time(String),
-    #[error("--since {since} is not before --until {until}")]
-    EmptyRange {
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    },
     #[error("--archive {0:?}: an S3 archive is written s3://bucket or s3://bucket/prefix")]
     S3Url(String),
     #[error("--dedupe-window {0:?}: expected a span (48h, 7d) or `all`")]
     Span(String),
-    #[error("--to {0:?}: expected amqp://user:pass@host:port/vhost, amqps://..., sns:arn:aws:sns:REGION:ACCOUNT:TOPIC, ndjson or ndjson:FILE")]
-    Target(String),
     #[error("--retry-for {0:?}: expected a span (30s, 2m)")]
     RetryFor(String),
     #[error("--rate {0}: expected a positive number of messages per second")]
     Rate(f64),
-    #[error("--repo {0:?}: expected owner/name")]
-    Repo(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 /// Where an archive is: a local directory laid out like S3, or S3 itself.
@@ -85,73 +78,6 @@ impl std::fmt::Display for ArchiveLocation {
             Self::Local { dir, prefix } => write!(f, "{}", dir.join(prefix).display()),
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
-    }
-}
-
-/// A half-open time range `[since, until)`; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimeRange {
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// Firehose's largest buffering interval: no object holds a record further
-/// than this from the time in its name.
-pub const MAX_BUFFER_INTERVAL: Duration = Duration::seconds(900);
-
-impl TimeRange {
-    pub fn new(
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<Self, ConfigError> {
-        if let (Some(since), Some(until)) = (since, until) {
-            if since >= until {
-                return Err(ConfigError::EmptyRange { since, until });
-            }
-        }
-        Ok(Self { since, until })
-    }
-
-    #[must_use]
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
-    }
-
-    /// The hour prefixes to list: one hour either side of the range, since
-    /// an object under hour H may hold records of hour H+1 (and, named after
-    /// its newest record, of hour H-1).
-    #[must_use]
-    pub fn listing(&self) -> TimeRange {
-        let hour = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
-        TimeRange {
-            since: self.since.map(|t| hour(t) - Duration::hours(1)),
-            until: self.until.map(|t| {
-                let h = hour(t);
-                (if h == t { h } else { h + Duration::hours(1) }) + Duration::hours(1)
-            }),
-        }
-    }
-
-    /// The objects to read: those named within one buffering interval of
-    /// the range, which are all that can hold its records.
-    #[must_use]
-    pub fn objects(&self) -> TimeRange {
-        TimeRange {
-            since: self.since.map(|t| t - MAX_BUFFER_INTERVAL),
-            until: self.until.map(|t| t + MAX_BUFFER_INTERVAL),
-        }
-    }
-
-    /// Whether `[from, to)` overlaps the range.
-    #[must_use]
-    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
-        self.since.is_none_or(|s| to > s) && self.until.is_none_or(|u| from < u)
-    }
-
-    /// Whether `[from, to)` lies wholly inside the range.
-    #[must_use]
-    pub fn covers(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
-        self.since.is_none_or(|s| from >= s) && self.until.is_none_or(|u| to <= u)
     }
 }
 
@@ -216,73 +142,6 @@ pub fn parse_span(s: &str) -> Option<Duration> {
     span.filter(|d| *d >= Duration::zero())
 }
 
-/// Where `republish` sends events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Pulse: `amqp://` or `amqps://` URL.
-    Amqp(String),
-    /// An SNS topic ARN.
-    Sns(String),
-    /// NDJSON to stdout, or to a file.
-    Ndjson(Option<PathBuf>),
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        if s.starts_with("amqp://") || s.starts_with("amqps://") {
-            Ok(Self::Amqp(s.to_owned()))
-        } else if let Some(arn) = s.strip_prefix("sns:") {
-            Ok(Self::Sns(arn.to_owned()))
-        } else if s == "ndjson" || s == "ndjson:-" {
-            Ok(Self::Ndjson(None))
-        } else if let Some(path) = s.strip_prefix("ndjson:") {
-            Ok(Self::Ndjson(Some(PathBuf::from(path))))
-        } else {
-            Err(ConfigError::Target(s.to_owned()))
-        }
-    }
-
-    /// The target as it may be shown and recorded: no password.
-    #[must_use]
-    pub fn display(&self) -> String {
-        match self {
-            Self::Amqp(url) => crate::sink::pulse::redact_url(url),
-            Self::Sns(arn) => format!("sns:{arn}"),
-            Self::Ndjson(None) => "ndjson".into(),
-            Self::Ndjson(Some(p)) => format!("ndjson:{}", p.display()),
-        }
-    }
-}
-
-/// Which events to keep.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    pub time: TimeRange,
-    /// Event names; empty keeps all.
-    pub events: Vec<String>,
-    /// Actions; empty keeps all. An event without an action matches none.
-    pub actions: Vec<String>,
-    /// Repositories `owner/name`, lower case (GitHub names are case-insensitive).
-    pub repos: Vec<String>,
-    /// Keep only what the privacy filter passes.
-    pub public_only: bool,
-}
-
-impl Selection {
-    /// Validates `--repo` values and lower-cases them.
-    pub fn with_repos(mut self, repos: &[String]) -> Result<Self, ConfigError> {
-        for r in repos {
-            match r.split_once('/') {
-                Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => {
-                    self.repos.push(r.to_ascii_lowercase());
-                }
-                _ => return Err(ConfigError::Repo(r.clone())),
-            }
-        }
-        Ok(self)
-    }
-}
-
 /// Everything the read path needs.
 #[derive(Debug, Clone)]
 pub struct ReadConfig {
@@ -300,7 +159,7 @@ pub struct ReadConfig {
 /// Resolves `--since`/`--until`.
 pub fn time_range(args: &RangeArgs, now: DateTime<Utc>) -> Result<TimeRange, ConfigError> {
     let at = |s: &Option<String>| s.as_deref().map(|s| parse_time(s, now)).transpose();
-    TimeRange::new(at(&args.since)?, at(&args.until)?)
+    Ok(TimeRange::new(at(&args.since)?, at(&args.until)?)?)
 }
 
 /// Resolves `cat`'s, `load`'s and `query`'s reading flags.
@@ -417,27 +276,6 @@ mod tests {
                 prefix: "kinesis".into()
             }
         );
-    }
-
-    #[test]
-    fn targets() {
-        assert_eq!(
-            Target::parse("amqp://u:p@h:5672/%2f").unwrap().display(),
-            "amqp://u@h:5672/%2f"
-        );
-        assert_eq!(
-            Target::parse("sns:arn:aws:sns:us-west-2:1:t").unwrap(),
-            Target::Sns("arn:aws:sns:us-west-2:1:t".into())
-        );
-        assert_eq!(Target::parse("ndjson").unwrap(), Target::Ndjson(None));
-        assert_eq!(
-            Target::parse("ndjson:out.json").unwrap(),
-            Target::Ndjson(Some("out.json".into()))
-        );
-        assert!(Target::parse("http://x")
-            .unwrap_err()
-            .to_string()
-            .contains("amqp://"));
     }
 
     #[test]

@@ -8,11 +8,10 @@ use std::time::Duration;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::db::catalog::Canned;
+use crate::deliver::{DeliveryCounts, Refused};
 use crate::pipeline::Summary;
 use crate::sink::count::CountSink;
 use crate::sink::database::LoadCounts;
-use crate::sink::delivery::DeliveryCounts;
-use crate::sink::sns::Oversize;
 use crate::source::{Plan, Skipped};
 
 /// Buffered, locked stdout for data.
@@ -55,12 +54,18 @@ impl Progress {
         Self(bar)
     }
 
-    pub fn advance(&self, bytes: u64, kept: u64) {
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl crate::pipeline::Progress for Progress {
+    fn advance(&self, bytes: u64, kept: u64) {
         self.0.inc(bytes);
         self.0.set_message(format!("{kept} events kept"));
     }
 
-    pub fn finish(&self) {
+    fn finish(&self) {
         self.0.finish_and_clear();
     }
 }
@@ -227,7 +232,7 @@ pub fn dry_run(out: &mut impl Write, target: &str, c: &CountSink) -> io::Result<
 }
 
 /// `republish`'s delivery summary on stderr.
-pub fn delivery(target: &str, c: &DeliveryCounts, oversize: &[Oversize], include_private: bool) {
+pub fn delivery(target: &str, c: &DeliveryCounts, refused: &[Refused], include_private: bool) {
     let mut text = format!("  to {target}: {} sent, {} confirmed", c.sent, c.confirmed);
     if c.already_sent > 0 {
         let _ = write!(
@@ -259,21 +264,29 @@ pub fn delivery(target: &str, c: &DeliveryCounts, oversize: &[Oversize], include
             if c.private == 1 { "was" } else { "were" }
         );
     }
-    if !oversize.is_empty() {
+    // Grouped by reason, in the order each reason first came up.
+    let mut reasons: Vec<&str> = Vec::new();
+    for r in refused {
+        if !reasons.contains(&r.reason.as_str()) {
+            reasons.push(&r.reason);
+        }
+    }
+    for reason in reasons {
+        let these: Vec<&Refused> = refused.iter().filter(|r| r.reason == reason).collect();
         let _ = writeln!(
             text,
-            "  SKIPPED: {} over SNS's 256 KiB limit, not sent:",
-            plural(oversize.len() as u64, "event", "events")
+            "  SKIPPED: {} {reason}, not sent:",
+            plural(these.len() as u64, "event", "events")
         );
-        for o in oversize.iter().take(PROBLEM_LINES) {
+        for r in these.iter().take(PROBLEM_LINES) {
             let _ = writeln!(
                 text,
-                "    {} at byte {}: {} {} ({} bytes)",
-                o.object,
-                o.offset,
-                o.event,
-                o.delivery_id.as_deref().unwrap_or("(no delivery id)"),
-                o.bytes
+                "    {} at byte {}: {} {} ({})",
+                r.object,
+                r.offset,
+                r.event,
+                r.delivery_id.as_deref().unwrap_or("(no delivery id)"),
+                r.detail
             );
         }
     }

@@ -16,7 +16,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::ReadConfig;
 use crate::decode::{self, DecodeError, DecodedObject};
 use crate::filter::{self, Filter, FilterCounts, Verdict};
-use crate::output::Progress;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Plan, Skipped, Store};
 
@@ -81,6 +80,19 @@ impl Summary {
             });
         }
     }
+}
+
+/// What the read path reports as it goes: a progress bar on a terminal
+/// (`output::Progress`), or nothing (`()`).
+pub trait Progress: Send + 'static {
+    /// Another object read: its size, and the events kept so far.
+    fn advance(&self, bytes: u64, kept: u64);
+    fn finish(&self);
+}
+
+impl Progress for () {
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
 }
 
 /// How a run ended: the summary always, the sink back for its own
@@ -148,7 +160,7 @@ pub async fn run<S: Sink + 'static>(
     plan: Plan,
     cfg: &ReadConfig,
     mut sink: S,
-    progress: Progress,
+    progress: impl Progress,
 ) -> Result<Finished<S>, tokio::task::JoinError> {
     let mut summary = Summary {
         skipped_keys: plan.skipped,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::archive::Shape;
+use crate::model::Shape;
 
 /// The landing table: load time, the raw document, its hash, then one column
 /// per top-level key of the GitHub payload (`SnowAlert`'s

@@ -1,4 +1,5 @@
-//! `ghreplay republish`: send a range of the archive again, to Pulse or SNS.
+//! `ghreplay republish`: send a range of the archive again, to Pulse, SNS or
+//! any webhook receiver over HTTP.
 //!
 //! Order of work: flags, checkpoint (refusing to clobber or to resume another
 //! run), target healthcheck, and only then listing and reading.
@@ -12,15 +13,15 @@ use anyhow::Context as _;
 use super::Outcome;
 use crate::checkpoint::{CheckpointError, CheckpointFile, RunIdentity};
 use crate::cli::{GlobalArgs, RepublishArgs};
-use crate::config::{self, ConfigError, ReadConfig, Target};
-use crate::filter::Dedupe;
+use crate::config::{self, ConfigError, ReadConfig};
+use crate::deliver::target::TargetOptions;
+use crate::deliver::{self, DeliveryCounts, Ledger, Refused, RetryPolicy, Target};
+use crate::model::Dedupe;
 use crate::output;
 use crate::pipeline::Summary;
+use crate::signature::{self, Secret};
 use crate::sink::count::CountSink;
-use crate::sink::delivery::{Delivery, DeliveryCounts};
 use crate::sink::ndjson::NdjsonSink;
-use crate::sink::pulse::{PulseConfig, PulseSink};
-use crate::sink::sns::{Oversize, SnsConfig, SnsSink};
 use crate::sink::SinkError;
 
 pub async fn run(global: &GlobalArgs, args: &RepublishArgs) -> anyhow::Result<Outcome> {
@@ -32,92 +33,81 @@ pub async fn run(global: &GlobalArgs, args: &RepublishArgs) -> anyhow::Result<Ou
         &args.read,
     )?;
     let target = Target::parse(&args.to)?;
+    let span = |flag: &str, v: &str| {
+        config::parse_span(v)
+            .and_then(|d| d.to_std().ok())
+            .with_context(|| format!("{flag} {v:?}: expected a span (30s, 2m)"))
+    };
     let retry_for = config::parse_span(&args.retry_for)
         .and_then(|d| d.to_std().ok())
         .ok_or_else(|| ConfigError::RetryFor(args.retry_for.clone()))?;
+    let timeout = span("--timeout", &args.timeout)?;
     if let Some(rate) = args.rate.filter(|r| r.is_nan() || *r <= 0.0) {
         return Err(ConfigError::Rate(rate).into());
     }
+    let sign_secret = args
+        .sign_secret_file
+        .as_deref()
+        .map(read_sign_secret)
+        .transpose()?;
     if args.dry_run {
         return dry_run(global, &cfg, &target, args.read.allow_skipped).await;
     }
-    let Some(checkpoint) = open_checkpoint(args, &mut cfg, &target)? else {
+    if let Target::Ndjson(path) = &target {
+        return to_ndjson(global, args, &cfg, &target.display(), path.as_deref()).await;
+    }
+    let window = args
+        .confirm_window
+        .unwrap_or_else(|| target.default_window())
+        .max(1);
+    let Some(checkpoint) = open_checkpoint(args, &mut cfg, &target, window)? else {
         return Ok(Outcome::Done);
     };
 
-    let delivery = Delivery::new(
-        checkpoint.resumed,
-        args.rate,
-        args.confirm_window,
-        stop_on_ctrl_c(),
-    );
+    let ledger = Ledger::new(checkpoint.resumed, args.rate, window, stop_on_ctrl_c());
+    let opts = TargetOptions {
+        exchange: args.exchange.clone(),
+        declare: args.declare,
+        mandatory: args.mandatory,
+        endpoint_url: cfg.endpoint_url.clone(),
+        sign_secret,
+        timeout,
+        window,
+        retry: RetryPolicy::new(retry_for),
+    };
+    let mut sink = deliver::connect(&target, &opts, ledger).await?;
     // Created only once the target has answered the healthcheck, so a
     // target that cannot be used leaves no checkpoint behind.
-    let new_checkpoint = |d: &mut Delivery| -> Result<(), CheckpointError> {
-        if let (Some(path), false) = (&args.checkpoint, args.resume) {
-            d.attach(CheckpointFile::create(
-                path,
-                checkpoint.identity.clone(),
-                checkpoint.bound,
-            )?);
-        }
-        Ok(())
-    };
-
-    let shown = target.display();
-    match target {
-        Target::Amqp(url) => {
-            let mut sink = PulseSink::connect(
-                PulseConfig {
-                    url,
-                    exchange: args.exchange.clone(),
-                    declare: args.declare,
-                    mandatory: args.mandatory,
-                    window: args.confirm_window.max(1),
-                    retry_for,
-                },
-                delivery,
-            )
-            .await?;
-            new_checkpoint(&mut sink.delivery)?;
-            let (summary, sink, result) = super::read_into(global, &cfg, sink).await?;
-            finish(
-                global,
-                args,
-                &shown,
-                &summary,
-                &sink.delivery.counts,
-                &[],
-                result,
-            )
-        }
-        Target::Sns(topic_arn) => {
-            let mut sink = SnsSink::connect(
-                SnsConfig {
-                    topic_arn,
-                    endpoint_url: cfg.endpoint_url.clone(),
-                    retry_for,
-                },
-                delivery,
-            )
-            .await?;
-            new_checkpoint(&mut sink.delivery)?;
-            let (summary, sink, result) = super::read_into(global, &cfg, sink).await?;
-            if let Some(path) = &args.oversize_list {
-                write_oversize(path, &sink.oversize)?;
-            }
-            finish(
-                global,
-                args,
-                &shown,
-                &summary,
-                &sink.delivery.counts,
-                &sink.oversize,
-                result,
-            )
-        }
-        Target::Ndjson(path) => to_ndjson(global, args, &cfg, &shown, path.as_deref()).await,
+    if let (Some(path), false) = (&args.checkpoint, args.resume) {
+        sink.attach(CheckpointFile::create(
+            path,
+            checkpoint.identity.clone(),
+            checkpoint.bound,
+        )?);
     }
+    let (summary, sink, result) = super::read_into(global, &cfg, sink).await?;
+    if let Some(path) = &args.refused_list {
+        write_refused(path, sink.refused())?;
+    }
+    finish(
+        global,
+        args,
+        &sink.describe(),
+        &summary,
+        sink.counts(),
+        sink.refused(),
+        result,
+    )
+}
+
+/// The first line of `--sign-secret-file`.
+fn read_sign_secret(path: &std::path::Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --sign-secret-file {}", path.display()))?;
+    signature::parse_secrets(&text)
+        .into_iter()
+        .next()
+        .with_context(|| format!("--sign-secret-file {} holds no secret", path.display()))
 }
 
 /// A flag that Ctrl-C raises; sinks stop at the next event, settled.
@@ -141,7 +131,7 @@ async fn to_ndjson(
     path: Option<&std::path::Path>,
 ) -> anyhow::Result<Outcome> {
     if args.checkpoint.is_some() {
-        anyhow::bail!("--checkpoint applies to amqp and sns targets, not ndjson");
+        anyhow::bail!("--checkpoint applies to network targets (amqp, sns, http), not ndjson");
     }
     let out: Box<dyn std::io::Write + Send> = match path {
         None => Box::new(output::stdout()),
@@ -173,6 +163,7 @@ fn open_checkpoint(
     args: &RepublishArgs,
     cfg: &mut ReadConfig,
     target: &Target,
+    window: usize,
 ) -> Result<Option<PreparedCheckpoint>, CheckpointError> {
     match (&args.checkpoint, args.resume) {
         (Some(path), true) => {
@@ -186,7 +177,7 @@ fn open_checkpoint(
         _ => {}
     }
     let identity = identity(cfg, target);
-    let bound = 2 * args.confirm_window as u64;
+    let bound = 2 * window as u64;
     let resumed = match (&args.checkpoint, args.resume) {
         (Some(path), true) => Some(CheckpointFile::resume(path, &identity)?),
         _ => None,
@@ -243,14 +234,14 @@ async fn dry_run(
     Ok(Outcome::of_read(&summary, false, allow_skipped))
 }
 
-fn write_oversize(path: &std::path::Path, oversize: &[Oversize]) -> anyhow::Result<()> {
+fn write_refused(path: &std::path::Path, refused: &[Refused]) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    for o in oversize {
-        serde_json::to_writer(&mut f, o)?;
+    for r in refused {
+        serde_json::to_writer(&mut f, r)?;
         writeln!(f)?;
     }
     Ok(())
@@ -262,12 +253,12 @@ fn finish(
     target: &str,
     summary: &Summary,
     counts: &DeliveryCounts,
-    oversize: &[Oversize],
+    refused: &[Refused],
     result: Result<(), SinkError>,
 ) -> anyhow::Result<Outcome> {
     if !global.quiet {
         output::summary("republish", summary);
-        output::delivery(target, counts, oversize, args.include_private);
+        output::delivery(target, counts, refused, args.include_private);
     }
     match result {
         Ok(()) => {}
@@ -279,7 +270,7 @@ fn finish(
     }
     Ok(Outcome::of_read(
         summary,
-        !oversize.is_empty(),
+        !refused.is_empty(),
         args.read.allow_skipped,
     ))
 }

@@ -8,20 +8,17 @@ use chrono::Utc;
 
 use super::Outcome;
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::config::Target;
-use crate::config::{self, ArchiveLocation, ReadConfig, Selection, TimeRange};
+use crate::config::{self, ArchiveLocation, ReadConfig};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
-use crate::filter::Dedupe;
-use crate::output::Progress;
+use crate::deliver::target::TargetOptions;
+use crate::deliver::RetryPolicy;
+use crate::model::{Dedupe, Selection, TimeRange};
 use crate::pipeline;
-use crate::server::forward::Forwarder;
+use crate::server::forward::{self, ForwardTarget, Forwarder};
 use crate::server::metrics::Metrics;
-use crate::server::verify::{self, Secret};
 use crate::server::writer::{ArchiveWriter, WriterConfig};
 use crate::server::{self, upload, AppState, Auth, DeliveryIndex};
-use crate::sink::delivery::Delivery;
-use crate::sink::pulse::{PulseConfig, PulseSink};
-use crate::sink::sns::{SnsConfig, SnsSink};
+use crate::signature::{self, Secret};
 use crate::sink::{Sink, SinkError};
 use crate::source::{self, Store};
 
@@ -54,9 +51,17 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     let index = DeliveryIndex::default();
     index.extend_durable(known.iter().map(String::as_str));
 
-    let (uploader, on_complete) = start_uploader(global, &location, &dir).await?;
+    let forwards = forward_targets(global, args)?;
+    let progress = Arc::new(forward::Progress::new(
+        forwards.iter().map(|f| f.0.as_str()),
+    ));
+    let (uploader, on_complete) = start_uploader(global, &location, &dir, progress.clone()).await?;
 
     let metrics = Arc::new(Metrics::default());
+    let outbox = forward::Outbox {
+        dir: dir.clone(),
+        prefix: prefix.clone(),
+    };
     let writer = ArchiveWriter::start(
         WriterConfig {
             dir: dir.clone(),
@@ -69,10 +74,12 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         metrics.clone(),
     )
     .with_context(|| format!("starting the archive writer in {}", dir.display()))?;
-    let forward = match &args.forward {
-        Some(target) => Some(forwarder(args, target, cfg_endpoint(global), metrics.clone()).await?),
-        None => None,
-    };
+    let mut forward = Vec::new();
+    for (_, target) in forwards {
+        forward.push(
+            Forwarder::start(target, outbox.clone(), metrics.clone(), progress.clone()).await?,
+        );
+    }
     let state = Arc::new(AppState {
         auth,
         writer,
@@ -101,7 +108,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     // Closing the writer completes the open object and ends the hand-off
     // channel, so the uploader finishes once the queue is uploaded.
     state.writer.close().await;
-    if let Some(f) = &state.forward {
+    for f in &state.forward {
         f.close().await;
     }
     if let Some(u) = uploader {
@@ -146,6 +153,7 @@ async fn start_uploader(
     global: &GlobalArgs,
     location: &ArchiveLocation,
     spool: &std::path::Path,
+    forwarded: Arc<forward::Progress>,
 ) -> anyhow::Result<Uploader> {
     let ArchiveLocation::S3 { .. } = location else {
         return Ok((None, None));
@@ -157,53 +165,41 @@ async fn start_uploader(
         let _ = tx.send(leftover);
     }
     Ok((
-        Some(tokio::spawn(upload::run(s3, spool.to_owned(), rx))),
+        Some(tokio::spawn(upload::run(
+            s3,
+            spool.to_owned(),
+            rx,
+            forwarded,
+        ))),
         Some(tx),
     ))
 }
 
-/// Connects the `--forward` target (its healthcheck runs before serving).
-async fn forwarder(
+/// The `--forward` targets with their settings, by shown name.
+fn forward_targets(
+    global: &GlobalArgs,
     args: &ServeArgs,
-    target: &str,
-    endpoint_url: Option<&str>,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<Forwarder> {
-    const WINDOW: usize = 100;
-    let delivery = || Delivery::new(None, None, WINDOW, Arc::default());
-    let retry_for = std::time::Duration::from_secs(10);
-    let include_private = args.forward_include_private;
-    let f = match Target::parse(target)? {
-        Target::Amqp(url) => {
-            let cfg = PulseConfig {
-                url,
-                exchange: args.forward_exchange.clone(),
-                declare: args.forward_declare,
-                mandatory: false,
-                window: WINDOW,
-                retry_for,
-            };
-            Forwarder::start(
-                PulseSink::connect(cfg, delivery()).await?,
-                include_private,
-                metrics,
-            )?
-        }
-        Target::Sns(topic_arn) => {
-            let cfg = SnsConfig {
-                topic_arn,
-                endpoint_url: endpoint_url.map(str::to_owned),
-                retry_for,
-            };
-            Forwarder::start(
-                SnsSink::connect(cfg, delivery()).await?,
-                include_private,
-                metrics,
-            )?
-        }
-        Target::Ndjson(_) => bail!("--forward takes an amqp://, amqps:// or sns: target"),
+) -> anyhow::Result<Vec<(String, ForwardTarget)>> {
+    let base = TargetOptions {
+        exchange: args.forward_exchange.clone(),
+        declare: args.forward_declare,
+        mandatory: false,
+        endpoint_url: cfg_endpoint(global).map(str::to_owned),
+        sign_secret: None,
+        timeout: crate::deliver::http::DEFAULT_TIMEOUT,
+        window: 100,
+        retry: RetryPolicy::new(std::time::Duration::from_secs(10)),
     };
-    Ok(f)
+    let mut out: Vec<(String, ForwardTarget)> = Vec::new();
+    for spec in &args.forward {
+        let t = ForwardTarget::parse(spec, &base, args.forward_include_private)?;
+        let shown = t.shown();
+        if out.iter().any(|(s, _)| *s == shown) {
+            bail!("--forward {shown} is given twice");
+        }
+        out.push((shown, t));
+    }
+    Ok(out)
 }
 
 fn cfg_endpoint(global: &GlobalArgs) -> Option<&str> {
@@ -215,10 +211,10 @@ fn auth(args: &ServeArgs) -> anyhow::Result<Auth> {
     if let Some(path) = &args.secret_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --secret-file {}", path.display()))?;
-        secrets.extend(verify::parse_secrets(&text));
+        secrets.extend(signature::parse_secrets(&text));
     }
     if let Ok(text) = std::env::var("GHREPLAY_WEBHOOK_SECRET") {
-        secrets.extend(verify::parse_secrets(&text));
+        secrets.extend(signature::parse_secrets(&text));
     }
     match (secrets.is_empty(), args.insecure_no_verify) {
         (_, true) => {
@@ -268,8 +264,7 @@ async fn archived_ids(
     };
     let store = Store::open(location, endpoint_url).await?;
     let plan = source::plan(&store, &cfg.selection.time).await?;
-    let finished =
-        pipeline::run(store, plan, &cfg, Ids::default(), Progress::bytes(0, true)).await?;
+    let finished = pipeline::run(store, plan, &cfg, Ids::default(), ()).await?;
     let s = &finished.summary;
     if s.corrupt_objects + s.corrupt_records > 0 {
         // A torn last record after a crash is expected; it was never acknowledged.

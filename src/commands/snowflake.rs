@@ -7,10 +7,11 @@ use anyhow::{bail, Context as _};
 use chrono::Utc;
 
 use super::Outcome;
-use crate::archive::Shape;
 use crate::cli::{GlobalArgs, SnowflakeCommand};
-use crate::config::{self, ArchiveLocation, TimeRange};
+use crate::config::{self, ArchiveLocation};
 use crate::decode::{decode_object, DecodeOptions};
+use crate::model::Shape;
+use crate::model::TimeRange;
 use crate::output;
 use crate::snowflake::{self, Objects, StagedObject};
 use crate::source::{self, Store};

@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use duckdb::{AccessMode, Config, Connection};
 
-use crate::config::TimeRange;
+use crate::model::TimeRange;
 
 /// The schema every ghreplay database has; applied before each load.
 pub const SCHEMA: &str = include_str!("../../queries/schema.sql");
@@ -42,18 +42,24 @@ pub enum DbError {
     Missing { path: String },
     #[error("{path}: not a ghreplay database (it has no `deliveries` table); `ghreplay load --db {path}` makes one")]
     NotOurs { path: String },
-    #[error("{path}: {source}{}", lock_hint(source))]
-    Open {
-        path: String,
-        #[source]
-        source: duckdb::Error,
-    },
+    // DuckDB's message is shown in full and is the whole story: the error
+    // it wraps is only a numeric code ("Error code 1: Unknown error code"),
+    // so it is kept here but not offered as a source, which would print
+    // the message twice and then the code.
+    #[error("{path}: {cause}{}", lock_hint(cause))]
+    Open { path: String, cause: duckdb::Error },
     #[error("{0}")]
-    Sql(#[from] duckdb::Error),
+    Sql(duckdb::Error),
     #[error("a loading thread stopped unexpectedly")]
     Writer,
     #[error("formatting the result: {0}")]
     Render(#[from] arrow::error::ArrowError),
+}
+
+impl From<duckdb::Error> for DbError {
+    fn from(e: duckdb::Error) -> Self {
+        DbError::Sql(e)
+    }
 }
 
 /// DuckDB lets one process write a file at a time; say so plainly.
@@ -124,7 +130,7 @@ impl Database {
     fn open_error(&self, source: duckdb::Error) -> DbError {
         DbError::Open {
             path: self.label(),
-            source,
+            cause: source,
         }
     }
 }

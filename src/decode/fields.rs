@@ -3,6 +3,7 @@
 //! filters and the event inference use. Everything else is skipped unparsed,
 //! and the payload itself stays as raw bytes.
 
+use crate::model::Private;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -68,26 +69,6 @@ impl LooseStr<'_> {
     }
     pub fn as_deref(&self) -> Option<&str> {
         self.0.as_deref()
-    }
-}
-
-/// `repository.private` as found: the privacy filter fails closed on anything
-/// but a boolean or absence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Private {
-    #[default]
-    Absent,
-    Bool(bool),
-    /// Present but not a boolean (null, a string...).
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Private {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Bool(b) => Private::Bool(b),
-            _ => Private::Other,
-        })
     }
 }
 
@@ -320,6 +301,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Private;
 
     #[test]
     fn picks_envelope_and_payload_facts_borrowing_when_it_can() {

@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 use serde_json::value::RawValue;
 
-use crate::archive::{self, Shape};
-pub use fields::Private;
+use crate::archive;
+use crate::model::Shape;
+pub use crate::model::{Event, Private, Span};
 use fields::{Fields, LooseStr};
 
 /// What an object's bytes could not give.
@@ -39,6 +40,31 @@ pub enum DecodeError {
     Fetch(String),
 }
 
+/// Why one record, read as JSON, is not a delivery.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("payload is not a JSON object ({0})")]
+    Payload(#[source] serde_json::Error),
+    #[error("ghreplay record format version {0} is not one this build reads (1 to {max})", max = archive::RECORD_VERSION)]
+    Version(String),
+    #[error("ghreplay record without `{0}`")]
+    Missing(String),
+    #[error("bad `{field}` {0:?} ({1})", field = archive::field::RECEIVED_AT)]
+    ReceivedAt(String, #[source] chrono::ParseError),
+    #[error("bad `{field}` ({0})", field = archive::field::BODY_BASE64)]
+    Base64(#[source] base64::DecodeError),
+    #[error(
+        "ghreplay record needs exactly one of `{}` and `{}`",
+        archive::field::BODY,
+        archive::field::BODY_BASE64
+    )]
+    Body,
+    #[error("body checksum mismatch: a torn or altered record")]
+    Checksum,
+    #[error("body is neither JSON nor a form with a `payload` field")]
+    NoPayload,
+}
+
 impl DecodeError {
     /// Whether the problem concerns the whole object rather than one record.
     #[must_use]
@@ -58,56 +84,6 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         Self {
             max_object_bytes: 1 << 30,
-        }
-    }
-}
-
-/// Bytes of an event: a range of the object's decompressed data, or bytes
-/// that had to be decoded (base64, form encoding).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Span {
-    Range(Range<usize>),
-    Owned(Box<[u8]>),
-}
-
-/// One archived delivery, with the facts every stage after decoding needs.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// Position of the record in its object: index and byte offset in the
-    /// decompressed data.
-    pub index: u32,
-    pub offset: u64,
-    /// The whole record in the object's decompressed data.
-    pub record: Range<usize>,
-    pub shape: Shape,
-    pub delivery_id: Option<String>,
-    /// From the envelope, or inferred for raw payloads (`unknown` when it
-    /// cannot be told).
-    pub event: String,
-    pub action: Option<String>,
-    /// `repository.full_name`.
-    pub repository: Option<String>,
-    /// Whether `repository` was an object.
-    pub repository_object: bool,
-    pub private: Private,
-    pub sender: Option<String>,
-    /// Only the ghreplay shape records it.
-    pub received_at: Option<DateTime<Utc>>,
-    /// The GitHub payload, a JSON object, as it was archived.
-    pub payload: Span,
-    /// Ghreplay shape: the body bytes exactly as GitHub sent them, and the
-    /// kept headers as a JSON object, for re-verifying the signature.
-    pub raw_body: Option<Span>,
-    pub headers: Option<String>,
-}
-
-impl Event {
-    /// `repository.private` when it is a boolean.
-    #[must_use]
-    pub fn private_flag(&self) -> Option<bool> {
-        match self.private {
-            Private::Bool(b) => Some(b),
-            _ => None,
         }
     }
 }
@@ -259,10 +235,10 @@ fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<Decode
                     let index = events.len() as u32;
                     match build_event(fields, start..end, data, index) {
                         Ok(event) => events.push(event),
-                        Err(message) => problems.push(DecodeError::Record {
+                        Err(reason) => problems.push(DecodeError::Record {
                             offset: start as u64,
                             skipped: (end - start) as u64,
-                            message,
+                            message: reason.to_string(),
                         }),
                     }
                 }
@@ -330,14 +306,19 @@ impl Facts {
         }
     }
 
-    fn of_payload(text: &[u8]) -> Result<Self, String> {
+    fn of_payload(text: &[u8]) -> Result<Self, RecordError> {
         serde_json::from_slice::<Fields>(text)
             .map(Facts::from_fields)
-            .map_err(|e| format!("payload is not a JSON object ({e})"))
+            .map_err(RecordError::Payload)
     }
 }
 
-fn build_event(f: Fields<'_>, doc: Range<usize>, data: &[u8], index: u32) -> Result<Event, String> {
+fn build_event(
+    f: Fields<'_>,
+    doc: Range<usize>,
+    data: &[u8],
+    index: u32,
+) -> Result<Event, RecordError> {
     let mut event = Event {
         index,
         offset: doc.start as u64,
@@ -380,31 +361,28 @@ fn build_event(f: Fields<'_>, doc: Range<usize>, data: &[u8], index: u32) -> Res
 
 /// Reads ghreplay's own record (see `archive::Record`), checking its version
 /// and body checksum so that a torn or altered record is never taken as good.
-fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, String> {
+fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, RecordError> {
     use archive::field;
     let version = f.version.map_or("", RawValue::get);
     if !matches!(version.parse::<u64>(), Ok(v) if (1..=archive::RECORD_VERSION).contains(&v)) {
-        return Err(format!(
-            "ghreplay record format version {version} is not one this build reads (1 to {})",
-            archive::RECORD_VERSION
-        ));
+        return Err(RecordError::Version(version.to_owned()));
     }
     let required = |v: LooseStr<'_>, name: &str| {
         v.into_string()
-            .ok_or_else(|| format!("ghreplay record without `{name}`"))
+            .ok_or_else(|| RecordError::Missing(name.to_owned()))
     };
     event.delivery_id = Some(required(f.delivery_id, field::DELIVERY_ID)?);
     event.event = required(f.event, field::EVENT)?;
     let received_at = required(f.received_at, field::RECEIVED_AT)?;
     event.received_at = Some(
         DateTime::parse_from_rfc3339(&received_at)
-            .map_err(|e| format!("bad `{}` {received_at:?} ({e})", field::RECEIVED_AT))?
+            .map_err(|e| RecordError::ReceivedAt(received_at.clone(), e))?
             .with_timezone(&Utc),
     );
     event.headers = f.headers.map(|h| RawValue::get(h).to_owned());
     let crc = f
         .body_crc32
-        .ok_or_else(|| format!("ghreplay record without `{}`", field::BODY_CRC32))?;
+        .ok_or_else(|| RecordError::Missing(field::BODY_CRC32.to_owned()))?;
 
     let (body, body_bytes): (Span, Vec<u8>) = match (f.body, f.body_base64.0) {
         (Some(raw), None) => {
@@ -412,24 +390,17 @@ fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, St
             (Span::Range(range), Vec::new())
         }
         (None, Some(b64)) => {
-            let bytes = archive::decode_body_base64(&b64)
-                .map_err(|e| format!("bad `{}` ({e})", field::BODY_BASE64))?;
+            let bytes = archive::decode_body_base64(&b64).map_err(RecordError::Base64)?;
             (Span::Owned(bytes.clone().into_boxed_slice()), bytes)
         }
-        _ => {
-            return Err(format!(
-                "ghreplay record needs exactly one of `{}` and `{}`",
-                field::BODY,
-                field::BODY_BASE64
-            ))
-        }
+        _ => return Err(RecordError::Body),
     };
     let raw = match &body {
         Span::Range(r) => &data[r.clone()],
         Span::Owned(_) => &body_bytes[..],
     };
     if u64::from(crc32fast::hash(raw)) != crc {
-        return Err("body checksum mismatch: a torn or altered record".to_owned());
+        return Err(RecordError::Checksum);
     }
     let facts = match &body {
         Span::Range(r) => {
@@ -449,7 +420,7 @@ fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, St
 
 /// The JSON payload inside a body that could not be embedded: the `payload`
 /// field of a form-encoded body, or JSON with space around it.
-fn payload_of_body(body: &[u8]) -> Result<Vec<u8>, String> {
+fn payload_of_body(body: &[u8]) -> Result<Vec<u8>, RecordError> {
     let trimmed = body.trim_ascii();
     if trimmed.starts_with(b"{") {
         return Ok(trimmed.to_vec());
@@ -457,7 +428,7 @@ fn payload_of_body(body: &[u8]) -> Result<Vec<u8>, String> {
     form_urlencoded::parse(body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v.into_owned().into_bytes())
-        .ok_or_else(|| "body is neither JSON nor a form with a `payload` field".to_owned())
+        .ok_or(RecordError::NoPayload)
 }
 
 #[cfg(test)]

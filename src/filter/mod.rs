@@ -15,8 +15,8 @@ use std::collections::{HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 
 use crate::archive::CompactId;
-use crate::config::Selection;
 use crate::decode::{DecodedObject, Event};
+use crate::model::{Dedupe, Selection};
 
 /// What the pure checks say of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,17 +119,6 @@ impl Seen {
     }
 }
 
-/// How repeated delivery ids are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dedupe {
-    /// Keep every copy.
-    Off,
-    /// Drop a repeat seen within this much archive time of the first copy.
-    Window(chrono::Duration),
-    /// Drop every repeat, remembering every id (memory grows with the archive).
-    All,
-}
-
 /// The sequential part of filtering.
 #[derive(Debug)]
 pub struct Filter {
@@ -204,8 +193,8 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::Shape;
-    use crate::decode::{Private, Span};
+    use crate::model::Shape;
+    use crate::model::{Private, Span};
 
     fn event(id: Option<&str>, name: &str, repo: &str) -> Event {
         Event {

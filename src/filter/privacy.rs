@@ -2,7 +2,7 @@
 //! so that event types GitHub adds later can never leak, and failing closed
 //! wherever the payload does not say plainly that the repository is public.
 
-use crate::decode::{Event, Private};
+use crate::model::{Event, Private};
 
 /// Events that may be public, and only these.
 pub const PUBLIC_EVENTS: [&str; 17] = [

@@ -46,6 +46,11 @@ pub struct Writing {
     tx: watch::Sender<Option<bool>>,
 }
 
+/// A pending claim whose writer is gone without saying how it ended.
+fn abandoned(rx: &watch::Receiver<Option<bool>>) -> bool {
+    rx.has_changed().is_err() && rx.borrow().is_none()
+}
+
 #[derive(Default)]
 pub struct DeliveryIndex {
     entries: Mutex<HashMap<Key, (Instant, State)>>,
@@ -84,8 +89,15 @@ impl DeliveryIndex {
         let mut map = self.lock();
         match map.get(&k) {
             Some((_, State::Durable)) => Claim::Durable,
-            Some((_, State::Pending(rx))) => Claim::Pending(rx.clone()),
-            None => {
+            // A claim whose writer went away without an outcome (it cannot
+            // happen while writes run on their own task; a panic would do
+            // it) is abandoned: the next copy takes it over.
+            Some((_, State::Pending(rx)))
+                if !(rx.has_changed().is_err() && rx.borrow().is_none()) =>
+            {
+                Claim::Pending(rx.clone())
+            }
+            _ => {
                 let (tx, rx) = watch::channel(None);
                 map.insert(k.clone(), (Instant::now(), State::Pending(rx)));
                 Claim::New(Writing { key: k, tx })
@@ -107,8 +119,10 @@ impl DeliveryIndex {
 
     /// Forgets durable ids older than `window` (GitHub redelivers for 3 days).
     pub fn prune(&self, window: Duration) {
-        self.lock()
-            .retain(|_, (at, state)| matches!(state, State::Pending(_)) || at.elapsed() < window);
+        self.lock().retain(|_, (at, state)| match state {
+            State::Pending(rx) => !abandoned(rx),
+            State::Durable => at.elapsed() < window,
+        });
     }
 }
 
@@ -139,5 +153,20 @@ mod tests {
         assert!(matches!(index.claim("other-id"), Claim::Durable));
         index.prune(Duration::ZERO);
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_claim_whose_writer_vanished_is_taken_over() {
+        let index = DeliveryIndex::default();
+        let Claim::New(w) = index.claim("lost") else {
+            panic!("first claim")
+        };
+        drop(w);
+        let Claim::New(w) = index.claim("lost") else {
+            panic!("taken over, not waited on forever")
+        };
+        drop(w);
+        index.prune(Duration::from_secs(3600));
+        assert!(index.is_empty(), "an abandoned claim is pruned");
     }
 }

@@ -22,8 +22,19 @@ pub const REJECT_REASONS: [&str; 8] = [
     "too_large",
 ];
 
+/// One `--forward` target's position behind the archive.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ForwardGauges {
+    /// Archived deliveries not yet confirmed by the target.
+    pub backlog: u64,
+    /// Age of the oldest of them, in seconds (0 when caught up).
+    pub lag_seconds: f64,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Per `--forward` target (its shown name), set by its follower.
+    pub forward: std::sync::Mutex<std::collections::BTreeMap<String, ForwardGauges>>,
     pub received: AtomicU64,
     pub archived: AtomicU64,
     pub duplicates: AtomicU64,
@@ -93,7 +104,7 @@ impl Metrics {
             ),
             (
                 "ghreplay_forward_failures_total",
-                "Deliveries (or settles) whose forward failed; they are in the archive.",
+                "Forward attempts that stopped (target down past its retry time); the deliveries stay in the archive and are forwarded when it is back.",
                 &self.forward_failures,
             ),
             (
@@ -116,6 +127,31 @@ impl Metrics {
                 get(c)
             );
         }
+        let forward = self
+            .forward
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !forward.is_empty() {
+            let _ = writeln!(out, "# HELP ghreplay_forward_backlog Archived deliveries a --forward target has not confirmed yet.\n# TYPE ghreplay_forward_backlog gauge");
+            for (target, g) in &forward {
+                let _ = writeln!(
+                    out,
+                    "ghreplay_forward_backlog{{target=\"{}\"}} {}",
+                    label(target),
+                    g.backlog
+                );
+            }
+            let _ = writeln!(out, "# HELP ghreplay_forward_lag_seconds Age of the oldest archived delivery a --forward target has not confirmed (0 when caught up).\n# TYPE ghreplay_forward_lag_seconds gauge");
+            for (target, g) in &forward {
+                let _ = writeln!(
+                    out,
+                    "ghreplay_forward_lag_seconds{{target=\"{}\"}} {:.3}",
+                    label(target),
+                    g.lag_seconds
+                );
+            }
+        }
         let name = "ghreplay_archive_flush_seconds";
         let _ = writeln!(
             out,
@@ -130,4 +166,11 @@ impl Metrics {
         let _ = writeln!(out, "{name}_count {count}");
         out
     }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

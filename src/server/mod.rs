@@ -7,7 +7,6 @@ pub mod forward;
 mod index;
 pub mod metrics;
 pub mod upload;
-pub mod verify;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -26,11 +25,11 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::archive::{Record, KEPT_HEADERS};
+use crate::signature::{self as verify, Secret};
 use index::Claim;
 pub use index::DeliveryIndex;
 use metrics::Metrics;
-use verify::Secret;
-use writer::ArchiveWriter;
+use writer::{ArchiveWriter, WriteError};
 
 /// GitHub caps payloads at 25 MB; larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -54,8 +53,8 @@ pub struct AppState {
     pub writer: ArchiveWriter,
     pub index: DeliveryIndex,
     pub metrics: Arc<Metrics>,
-    /// `--forward`: archived deliveries are offered to it.
-    pub forward: Option<forward::Forwarder>,
+    /// `--forward`: archived deliveries are offered to each.
+    pub forward: Vec<forward::Forwarder>,
 }
 
 /// The routes: the webhook at `path`, `/healthz`, `/metrics`, `/openapi.json`.
@@ -175,11 +174,11 @@ async fn webhook(
             .collect::<BTreeMap<_, _>>(),
         body: body.to_vec(),
     };
-    archive(&s, record).await
+    archive(s, record).await
 }
 
 /// Archives a delivery once, however many times it arrives.
-async fn archive(s: &AppState, record: Record) -> Response {
+async fn archive(s: Arc<AppState>, record: Record) -> Response {
     let ok = |status: &str| {
         reply(
             StatusCode::OK,
@@ -201,16 +200,27 @@ async fn archive(s: &AppState, record: Record) -> Response {
                 }
             }
             Claim::New(writing) => {
-                let result = s.writer.write(&record).await;
-                s.index.finish(writing, result.is_ok());
-                return match result {
-                    Ok(()) => {
-                        Metrics::inc(&s.metrics.archived);
-                        if let Some(f) = &s.forward {
-                            f.offer(record.clone());
+                // On a task of its own: a client that hangs up mid-request
+                // drops this handler, and the write and the claim must
+                // still be settled, or every redelivery of the id would
+                // wait for an outcome that never comes.
+                let task = {
+                    let (s, record) = (s.clone(), record.clone());
+                    tokio::spawn(async move {
+                        let result = s.writer.write(&record).await;
+                        s.index.finish(writing, result.is_ok());
+                        if result.is_ok() {
+                            Metrics::inc(&s.metrics.archived);
+                            for f in &s.forward {
+                                f.notify();
+                            }
                         }
-                        ok("archived")
-                    }
+                        result
+                    })
+                };
+                let result = task.await.unwrap_or(Err(WriteError::Stopped));
+                return match result {
+                    Ok(()) => ok("archived"),
                     Err(e) => {
                         Metrics::inc(&s.metrics.archive_failures);
                         reply(

@@ -1,25 +1,52 @@
 //! `serve --archive s3://...`: objects are written durably to a local spool
 //! (the same writer, the same fsync before 200), and each completed object
 //! is gzipped and uploaded under the same key plus `.gz`; the spool copy is
-//! removed only once S3 has it. Objects left in the spool by a crash or a
-//! failed upload are uploaded at the next start.
+//! removed only once S3 has it and every `--forward` target has gone past it
+//! (followers read the spool). Objects left in the spool by a crash, a failed
+//! upload or a forward target that is behind are uploaded again at the next
+//! start (the same key and bytes).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use tokio::sync::mpsc;
 
+use super::forward::Progress;
 use crate::source::S3Store;
 
-/// Uploads completed objects until the channel closes and the queue is empty.
-pub async fn run(s3: S3Store, spool: PathBuf, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
-    while let Some(path) = rx.recv().await {
+/// Uploads completed objects until the channel closes and the queue is
+/// empty; removes each from the spool once `forwarded` has gone past it.
+pub async fn run(
+    s3: S3Store,
+    spool: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<PathBuf>,
+    forwarded: Arc<Progress>,
+) {
+    let mut kept: Vec<(PathBuf, String)> = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+        kept.retain(|(path, key)| {
+            if !forwarded.passed(key) {
+                return true;
+            }
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(object = %path.display(), error = %e, "cannot remove an uploaded object from the spool");
+            }
+            false
+        });
+        let path = match next {
+            Ok(Some(path)) => path,
+            Ok(None) => break,
+            Err(_) => continue,
+        };
         let mut backoff = Duration::from_millis(500);
         loop {
             match upload(&s3, &spool, &path).await {
-                Ok(key) => {
+                Ok((key, spool_key)) => {
                     tracing::info!(object = %key, bucket = s3.bucket(), "uploaded");
+                    kept.push((path.clone(), spool_key));
                     break;
                 }
                 Err(e) if rx.is_closed() && backoff > Duration::from_secs(4) => {
@@ -34,14 +61,20 @@ pub async fn run(s3: S3Store, spool: PathBuf, mut rx: mpsc::UnboundedReceiver<Pa
             }
         }
     }
+    for (path, key) in kept {
+        if forwarded.passed(&key) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
-async fn upload(s3: &S3Store, spool: &Path, path: &Path) -> anyhow::Result<String> {
-    let key = path
+/// Uploads one spool object gzipped; its S3 key and its key in the spool.
+async fn upload(s3: &S3Store, spool: &Path, path: &Path) -> anyhow::Result<(String, String)> {
+    let spool_key = path
         .strip_prefix(spool)?
         .to_string_lossy()
         .replace(std::path::MAIN_SEPARATOR, "/");
-    let key = format!("{key}.gz");
+    let key = format!("{spool_key}.gz");
     let raw = tokio::fs::read(path).await?;
     let gz = tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
@@ -51,8 +84,7 @@ async fn upload(s3: &S3Store, spool: &Path, path: &Path) -> anyhow::Result<Strin
     })
     .await??;
     s3.put(&key, gz).await?;
-    tokio::fs::remove_file(path).await?;
-    Ok(key)
+    Ok((key, spool_key))
 }
 
 /// Every object file in the spool (left by an earlier run).
@@ -66,6 +98,9 @@ pub fn leftovers(spool: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
+            if p.is_dir() && d == spool && e.file_name() == super::forward::STATE_DIR {
+                continue; // forward checkpoints, not archive objects
+            }
             if p.is_dir() {
                 dirs.push(p);
             } else {

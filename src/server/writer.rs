@@ -37,9 +37,15 @@ pub struct WriterConfig {
     pub on_complete: Option<mpsc::UnboundedSender<PathBuf>>,
 }
 
+/// Why a record was not made durable (the delivery is answered 503).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("archive write failed: {0}")]
-pub struct WriteError(String);
+pub enum WriteError {
+    /// The write or fsync failed; shared by every record of its group.
+    #[error("archive write failed")]
+    Io(#[source] Arc<io::Error>),
+    #[error("archive write failed: the writer has stopped")]
+    Stopped,
+}
 
 enum Job {
     Write {
@@ -87,12 +93,8 @@ impl ArchiveWriter {
             line: record.to_json_line(),
             done,
         };
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| WriteError("the writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| WriteError("the writer has stopped".into()))?
+        self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
+        wait.await.map_err(|_| WriteError::Stopped)?
     }
 
     /// Writes what is queued, makes it durable, and stops the thread.
@@ -143,7 +145,7 @@ fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
                 complete(cfg, open.take()); // never append after a failed write
             }
             for ack in acks {
-                let _ = ack.send(result.clone().map_err(|e| WriteError(e.to_string())));
+                let _ = ack.send(result.clone().map_err(WriteError::Io));
             }
         }
         if let Some(o) = &open {

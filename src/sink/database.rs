@@ -158,10 +158,6 @@ impl DatabaseSink {
     }
 }
 
-fn target(e: &DbError) -> SinkError {
-    SinkError::Target(format!("loading into DuckDB: {e}"))
-}
-
 impl Sink for DatabaseSink {
     fn accept(&mut self, obj: &DecodedObject, e: &Event, public: bool) -> Result<(), SinkError> {
         let key = row_key(obj, e);
@@ -188,9 +184,9 @@ impl Sink for DatabaseSink {
             payload,
         });
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= self.batch_rows {
-            self.write_batch().map_err(|e| target(&e))?;
+            self.write_batch().map_err(SinkError::Database)?;
             if self.pending_bytes >= self.commit_bytes {
-                self.commit(true).map_err(|e| target(&e))?;
+                self.commit(true).map_err(SinkError::Database)?;
             }
         }
         Ok(())
@@ -199,7 +195,7 @@ impl Sink for DatabaseSink {
     fn finish(&mut self) -> Result<(), SinkError> {
         self.write_batch()
             .and_then(|()| self.commit(false))
-            .map_err(|e| target(&e))
+            .map_err(SinkError::Database)
     }
 }
 

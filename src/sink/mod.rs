@@ -1,12 +1,9 @@
-//! Destinations for kept events. Each sink owns its wire shape.
+//! Destinations for kept events: `cat`'s NDJSON, the dry run's counts, the
+//! DuckDB loader. Network targets are in `deliver`, whose engine is a sink too.
 
 pub mod count;
 pub mod database;
-pub mod delivery;
-pub mod mozilla;
 pub mod ndjson;
-pub mod pulse;
-pub mod sns;
 
 use crate::decode::{DecodedObject, Event};
 
@@ -17,9 +14,8 @@ pub enum SinkError {
     Closed,
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
-    /// The target cannot be used at all (healthcheck failed): nothing sent.
-    #[error("{0}")]
-    Target(String),
+    #[error("loading into DuckDB")]
+    Database(#[source] crate::db::DbError),
     /// Delivery stopped part way; the checkpoint resumes it.
     #[error("{message}{}", checkpoint.as_ref().map_or_else(|| "; no --checkpoint was given, so a rerun starts over".to_owned(), |c| format!("; progress is saved: run again with --resume --checkpoint {c}")))]
     Stopped {
@@ -29,8 +25,11 @@ pub enum SinkError {
     /// Ctrl-C: the sink settles what it sent before it stops.
     #[error("interrupted")]
     Interrupted,
-    #[error("{0}")]
-    Checkpoint(String),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// Reading what to send failed (a forward follower's outbox).
+    #[error("reading the archive")]
+    Source(#[source] crate::source::SourceError),
 }
 
 impl SinkError {

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::{Listing, ObjectMeta, SourceError};
 
+/// `serve`'s own state in an archive it writes (forward checkpoints): not
+/// archive keys, so never listed.
+pub const STATE_DIR: &str = ".ghreplay";
+
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     dir: PathBuf,
@@ -47,7 +51,7 @@ impl LocalStore {
         for entry in entries {
             let entry = entry.map_err(|e| Self::io(&dir, &e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(&start) {
+            if !name.starts_with(&start) || (base.is_empty() && name == STATE_DIR) {
                 continue;
             }
             let meta = entry.metadata().map_err(|e| Self::io(&entry.path(), &e))?;

@@ -16,8 +16,9 @@ use chrono::{DateTime, Duration, Months, NaiveDate, TimeZone, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::archive::{parse_object_name, ObjectName};
-use crate::config::{ArchiveLocation, TimeRange};
-pub use local::LocalStore;
+use crate::config::ArchiveLocation;
+use crate::model::TimeRange;
+pub use local::{LocalStore, STATE_DIR};
 pub use s3::S3Store;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +47,13 @@ pub struct Listing {
     pub objects: Vec<ObjectMeta>,
 }
 
+impl Listing {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty() && self.objects.is_empty()
+    }
+}
+
 /// Where objects come from.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -68,10 +76,21 @@ impl Store {
         endpoint_url: Option<&str>,
     ) -> Result<Self, SourceError> {
         let (backend, root) = match location {
-            ArchiveLocation::Local { dir, prefix } => (
-                Backend::Local(LocalStore::new(dir.clone())?),
-                prefix.clone(),
-            ),
+            ArchiveLocation::Local { dir, prefix } => {
+                let store = LocalStore::new(dir.clone())?;
+                // A path that is not a directory names a key prefix in its
+                // parent (`./archive/kinesis` for `kinesis2026/...`); if
+                // nothing there starts with it, it is a typo, not an empty
+                // range. (A prefix ending in `/` is a folder that may
+                // rightly be empty: a new spool.)
+                if !prefix.is_empty()
+                    && !prefix.ends_with('/')
+                    && store.list_dir(prefix)?.is_empty()
+                {
+                    return Err(SourceError::NoArchive(location.to_string()));
+                }
+                (Backend::Local(store), prefix.clone())
+            }
             ArchiveLocation::S3 { bucket, prefix } => (
                 Backend::S3(S3Store::connect(bucket.clone(), endpoint_url).await),
                 prefix.clone(),

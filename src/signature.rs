@@ -1,5 +1,6 @@
-//! GitHub's webhook signatures, verified over the raw body bytes in constant
-//! time, before anything is parsed (formats.md section 7).
+//! GitHub's webhook signatures (formats.md section 7): verified by `serve`
+//! over the raw body bytes in constant time, before anything is parsed, and
+//! made by the HTTP transport when it re-signs a delivery.
 
 use hmac::{Hmac, Mac};
 
@@ -11,6 +12,12 @@ impl Secret {
     #[must_use]
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         Self(bytes.into())
+    }
+
+    /// The bytes, to compute a signature with.
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -1,9 +1,7 @@
 //! Event inference for raw payloads (archive shape B), measured against
 //! GitHub's example payloads in `../shared/fixtures/payloads/<event>/`.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
+use crate::common;
 use ghreplay::decode::{decode_object, DecodeOptions};
 use ghreplay::filter::privacy::PUBLIC_EVENTS;
 

@@ -1,11 +1,9 @@
 //! `republish --to sns:...` through moto (the real SNS wire protocol): an SQS
 //! queue subscribed to the topic receives every message, read back and
 //! compared with the archive.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
-use common::{fixture_archive, ndjson, stderr, unique_name, Moto};
+use crate::common;
+use crate::common::{fixture_archive, ndjson, stderr, unique_name, Moto};
 use serde_json::Value;
 
 struct Topic {

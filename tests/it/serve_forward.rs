@@ -1,26 +1,15 @@
 //! `serve --forward`: each archived delivery goes on to Pulse through the
 //! privacy filter; a forward that fails is counted and never costs the
 //! delivery (it is answered and archived regardless).
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{amqp_url, body, http, ndjson, post_delivery, run, Bound, Proxy, Server, RABBIT_PORT};
+use crate::common::{
+    amqp_url, body, metric, ndjson, post_delivery, run, Bound, Proxy, Server, RABBIT_PORT,
+};
 
 fn payload(repo: &str, private: bool, extra: &str) -> Vec<u8> {
     format!(r#"{{{extra}"repository":{{"full_name":"{repo}","private":{private}}},"sender":{{"login":"a"}}}}"#).into_bytes()
-}
-
-fn metric(port: u16, name: &str) -> u64 {
-    http(port, "GET", "/metrics", &[], b"")
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,10 +1,8 @@
 //! `ghreplay republish` to Pulse: a real `RabbitMQ` on 127.0.0.1, a queue bound
 //! with `#`, and every message compared with what the archive holds.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
-use common::{amqp_url, body, fixture_archive, ndjson, run, stderr, Bound, RABBIT_PORT};
+use crate::common;
+use crate::common::{amqp_url, body, fixture_archive, ndjson, run, stderr, Bound, RABBIT_PORT};
 use serde_json::Value;
 
 fn republish(extra: &[&str]) -> std::process::Output {

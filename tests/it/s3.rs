@@ -1,9 +1,7 @@
 //! The read path against S3, served by moto on 127.0.0.1 (real wire protocol).
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
-use common::{fixture_archive, ndjson, stderr, unique_name, Moto};
+use crate::common;
+use crate::common::{fixture_archive, ndjson, stderr, unique_name, Moto};
 
 /// The fixture archive, read locally, as the reference.
 fn local_cat() -> Vec<serde_json::Value> {

@@ -2,15 +2,12 @@
 //! faithful to what `cat` reads and idempotent, the canned queries answer
 //! what a hand count of the fixture says, and DuckDB's own shell reads the
 //! file the same way.
-#![allow(clippy::unwrap_used)] // helpers too: a panic is the failure report
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use common::{fixture_archive, make_archive, ndjson, run, stderr};
+use crate::common::{fixture_archive, make_archive, ndjson, run, stderr};
 use serde_json::{json, Value};
 
 fn load(db: &Path, archive: &str, extra: &[&str]) -> Output {

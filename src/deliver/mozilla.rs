@@ -9,8 +9,8 @@ use serde::Serialize as _;
 use serde_json::ser::Formatter;
 use serde_json::Value;
 
-use crate::archive::Shape;
 use crate::decode::{DecodedObject, Event};
+use crate::model::Shape;
 
 /// Python `json.dumps` defaults: `", "` and `": "` separators, and
 /// `ensure_ascii`: every non-ASCII character as `\uXXXX` (UTF-16 units).

@@ -1,12 +1,10 @@
 //! `ghreplay cat` on local archives: the bundled fixture (counted by hand in
 //! fixtures/README.md), selection, and every kind of bad input.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::path::Path;
 
-use common::{fixture_archive, ndjson, run, stderr};
+use crate::common;
+use crate::common::{fixture_archive, ndjson, run, stderr};
 use serde_json::Value;
 
 fn cat(args: &[&str]) -> std::process::Output {
@@ -281,4 +279,13 @@ fn damaged_input_is_reported_and_skipped_and_no_good_record_is_lost() {
     let out = run(&["--archive", archive, "cat", "--allow-skipped", "-q"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stderr.is_empty(), "-q prints nothing: {}", stderr(&out));
+}
+
+#[test]
+fn a_mistyped_archive_path_is_an_error_not_an_empty_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("archvie");
+    let out = run(&["--archive", typo.to_str().unwrap(), "cat"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no archive at"), "{}", stderr(&out));
 }

@@ -1,17 +1,18 @@
-//! What every network sink shares: where the run resumes, pacing, the
+//! The ledger of a delivering run: where it resumes, pacing, the
 //! checkpoint's save policy, interruption, and the counts of what was sent.
 //!
-//! A sink reports each event's fate in archive order ([`Delivery::done`]);
+//! The engine reports each event's fate in archive order ([`Ledger::done`]);
 //! the ledger turns that into a durable watermark.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{CheckpointFile, Position};
+use crate::checkpoint::CheckpointFile;
 use crate::decode::{DecodedObject, Event};
+use crate::model::Position;
 
-use super::SinkError;
+use crate::sink::SinkError;
 
 /// Counts of what a delivering sink did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -25,9 +26,9 @@ pub struct DeliveryCounts {
     /// Messages sent again after a reconnect: their first copy may have
     /// arrived too.
     pub resent: u64,
-    /// Events passed over because the target cannot take them (too large),
-    /// listed in the summary.
-    pub oversize: u64,
+    /// Events not sent because the transport cannot encode them (too large,
+    /// no event name) or the target refused them for good: listed.
+    pub refused: u64,
     /// Events sent that the privacy filter would have held back
     /// (`--include-private`).
     pub private: u64,
@@ -58,7 +59,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// The ledger of one delivering run.
 #[derive(Debug)]
-pub struct Delivery {
+pub struct Ledger {
     checkpoint: Option<CheckpointFile>,
     resume_after: Option<Position>,
     pacer: Option<Pacer>,
@@ -70,8 +71,8 @@ pub struct Delivery {
     pub counts: DeliveryCounts,
 }
 
-impl Delivery {
-    /// `window`: how many messages a sink may have unconfirmed at once; the
+impl Ledger {
+    /// `window`: how many messages may be unconfirmed at once; the
     /// checkpoint is saved at least every `window` confirmations, so a run
     /// killed at any moment re-sends at most `2 * window` events.
     #[must_use]
@@ -173,8 +174,7 @@ impl Delivery {
     pub fn save(&mut self, complete: bool) -> Result<(), SinkError> {
         if let Some(cp) = self.checkpoint.as_mut() {
             cp.state.complete = complete;
-            cp.save()
-                .map_err(|e| SinkError::Checkpoint(e.to_string()))?;
+            cp.save()?;
             self.unsaved = 0;
             self.last_save = Instant::now();
         }
@@ -212,7 +212,7 @@ mod tests {
         let path = dir.path().join("cp.json");
         let run = RunIdentity::for_tests();
         let cp = CheckpointFile::create(&path, run.clone(), 2).unwrap();
-        let mut d = Delivery::new(Some(cp), None, 2, Arc::default());
+        let mut d = Ledger::new(Some(cp), None, 2, Arc::default());
         let pos = |i| Position {
             object: "k".into(),
             index: i,
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(on_disk(&path), Some(pos(1)));
 
         let cp = CheckpointFile::resume(&path, &run).unwrap();
-        let mut d = Delivery::new(Some(cp), None, 2, Arc::default());
+        let mut d = Ledger::new(Some(cp), None, 2, Arc::default());
         assert!(d.already_sent(&pos(1)));
         assert!(!d.already_sent(&pos(2)));
         assert_eq!(d.counts.already_sent, 1);
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn pacing_spaces_sends_and_drops_none() {
-        let mut d = Delivery::new(None, Some(200.0), 10, Arc::default());
+        let mut d = Ledger::new(None, Some(200.0), 10, Arc::default());
         let start = Instant::now();
         for _ in 0..21 {
             d.before_send().unwrap();
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn a_stop_request_interrupts_before_the_next_send() {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut d = Delivery::new(None, Some(1000.0), 10, stop.clone());
+        let mut d = Ledger::new(None, Some(1000.0), 10, stop.clone());
         assert!(d.before_send().is_ok());
         stop.store(true, Ordering::Relaxed);
         assert!(matches!(d.before_send(), Err(SinkError::Interrupted)));

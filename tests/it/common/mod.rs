@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests: the shared fixtures, archives
 //! built with `make_archive.py`, and running the real binary.
-#![allow(dead_code)] // each test binary uses its own subset
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -330,6 +328,37 @@ impl Bound {
         out
     }
 
+    /// Waits until the queue holds at least `n` messages (at most 60 s): how
+    /// a test knows a run is under way before it breaks something.
+    pub async fn wait_for(&self, n: u32) {
+        use lapin::options::QueueDeclareOptions;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let q = self
+                .channel
+                .queue_declare(
+                    self.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            if q.message_count() >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} held {} messages after 60 s, not {n}",
+                self.queue,
+                q.message_count()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn delete(self) {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         let _ = self
@@ -456,7 +485,6 @@ pub fn body(m: &lapin::message::BasicGetMessage) -> serde_json::Value {
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
-    pub archive: std::path::PathBuf,
 }
 
 pub const SECRET: &str = "test-secret";
@@ -499,11 +527,7 @@ impl Server {
         };
         // Keep draining stderr so the server never blocks on it.
         std::thread::spawn(move || for _ in err.lines() {});
-        Server {
-            child,
-            port,
-            archive: archive.to_owned().into(),
-        }
+        Server { child, port }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -562,7 +586,7 @@ pub fn http(
 
 /// Posts a delivery signed with [`SECRET`].
 pub fn post_delivery(port: u16, event: &str, id: &str, body: &[u8]) -> Response {
-    let sig = ghreplay::server::verify::sign_sha256(SECRET.as_bytes(), body);
+    let sig = ghreplay::signature::sign_sha256(SECRET.as_bytes(), body);
     http(
         port,
         "POST",
@@ -614,4 +638,51 @@ pub fn assert_complete(
         got.len(),
         counts.len()
     );
+}
+
+/// Waits until the run's checkpoint records confirmed events (at most 60 s).
+pub async fn wait_for_progress(cp: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let confirmed = std::fs::read(cp)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["confirmed"].as_u64())
+            .unwrap_or(0);
+        if confirmed > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress saved to {} in 60 s",
+            cp.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A counter from a running server's `/metrics`.
+pub fn metric(port: u16, name: &str) -> u64 {
+    http(port, "GET", "/metrics", &[], b"")
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Every file below `dir`, in path order.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }

@@ -1,15 +1,15 @@
-//! The broker itself closes every connection mid-run (`rabbitmqctl
-//! close_all_connections`, as an operator or a broker restart would): the
-//! run reconnects and every event arrives. Alone in its test binary, since
-//! it closes everyone's connections.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
+//! The broker itself closes the run's connection mid-run (`rabbitmqctl
+//! close_connection`, as an operator or a broker restart would): the run
+//! reconnects and every event arrives. Only this run's connection is closed
+//! (found by the process id in its connection name), so the tests running
+//! beside it keep theirs.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use common::{amqp_url, assert_complete, make_archive, ndjson, run, stderr, Bound, RABBIT_PORT};
+use crate::common;
+use crate::common::{
+    amqp_url, assert_complete, make_archive, ndjson, run, stderr, Bound, RABBIT_PORT,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_forced_close_is_reconnected_and_nothing_is_lost() {
@@ -49,22 +49,14 @@ async fn a_broker_forced_close_is_reconnected_and_nothing_is_lost() {
             "--confirm-window",
             "50",
             "--rate",
-            "500",
+            "150",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let status = std::process::Command::new("rabbitmqctl")
-        .args(["close_all_connections", "ghreplay forced-close test"])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    q.wait_for(100).await;
+    close_connections_of(child.id());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -75,4 +67,34 @@ async fn a_broker_forced_close_is_reconnected_and_nothing_is_lost() {
 
     assert_complete(&q.drain().await, &expected, 50);
     q.delete().await;
+}
+
+/// Closes, from the broker's side, every connection that process `pid`
+/// opened (its connection name says `pid N`).
+fn close_connections_of(pid: u32) {
+    let rabbitmqctl = |args: &[&str]| {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listing = rabbitmqctl(&["list_connections", "-q", "pid", "client_properties"]);
+    let ours: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(&format!("(pid {pid})")))
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "no connection of pid {pid} in:\n{listing}"
+    );
+    for conn in ours {
+        rabbitmqctl(&["close_connection", conn, "ghreplay forced-close test"]);
+    }
 }

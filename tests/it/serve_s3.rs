@@ -1,13 +1,10 @@
 //! `ghreplay serve --archive s3://...` against moto: records are durable in
 //! the spool before 200, completed objects are uploaded gzip and leave the
 //! spool, `cat` reads them from S3, and a restart knows the archived ids.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ndjson, post_delivery, stderr, unique_name, Moto, Server};
+use crate::common::{ndjson, post_delivery, stderr, unique_name, Moto, Server};
 
 fn spool_files(dir: &std::path::Path) -> usize {
     ghreplay::server::upload::leftovers(dir).len()

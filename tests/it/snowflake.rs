@@ -1,11 +1,9 @@
 //! `ghreplay snowflake`: the SQL text (snapshots), the landing table's
 //! columns against formats.md, and refresh's choice between the pipe and
 //! COPY INTO.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
-use common::{fixture_archive, make_archive, run, stderr};
+use crate::common;
+use crate::common::{fixture_archive, make_archive, run, stderr};
 use ghreplay::snowflake::LANDING_COLUMNS;
 
 fn stdout(args: &[&str]) -> String {

@@ -2,15 +2,13 @@
 //! server killed with SIGKILL mid-run, then restarted. Every delivery that
 //! was answered 2xx is in the archive exactly once, and a redelivery of one
 //! after the restart is recognised (the id index survives).
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ndjson, post_delivery, run, Server};
+use crate::common;
+use crate::common::{ndjson, post_delivery, run, Server};
 
 #[test]
 fn every_acknowledged_delivery_survives_a_kill_9_exactly_once() {
@@ -41,7 +39,15 @@ fn every_acknowledged_delivery_survives_a_kill_9_exactly_once() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(400));
+    // Killed once deliveries are being acknowledged, whatever the load.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing acknowledged in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     server.child.kill().unwrap(); // SIGKILL, mid-run
     server.child.wait().unwrap();
     for p in posters {

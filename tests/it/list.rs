@@ -1,9 +1,7 @@
 //! `ghreplay list`: hours and objects in a range, and what listing costs.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
 
-mod common;
-
-use common::{fixture_archive, run, stderr};
+use crate::common;
+use crate::common::{fixture_archive, run, stderr};
 use serde_json::Value;
 
 fn list_json(archive: &str, extra: &[&str]) -> Value {

@@ -1,14 +1,12 @@
 //! `ghreplay serve` over real HTTP on 127.0.0.1: what it archives, what it
 //! refuses, and that `cat` reads back exactly what was posted.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::collections::HashMap;
 
-use common::{http, ndjson, post_delivery, run, shared_payloads, Server, SECRET};
+use crate::common;
+use crate::common::{http, ndjson, post_delivery, run, shared_payloads, walk, Server, SECRET};
 use ghreplay::decode::{decode_object, DecodeOptions};
-use ghreplay::server::verify::{self, Secret};
+use ghreplay::signature::{self, Secret};
 
 /// Every record in the server's archive, decoded by the library.
 fn archived(archive: &std::path::Path) -> Vec<(String, Vec<u8>, String)> {
@@ -30,19 +28,6 @@ fn archived(archive: &std::path::Path) -> Vec<(String, Vec<u8>, String)> {
                 body,
                 e.headers.clone().unwrap(),
             ));
-        }
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
         }
     }
     out
@@ -73,7 +58,7 @@ fn signed_payloads_are_archived_byte_for_byte_and_read_back_by_cat() {
         let headers: HashMap<String, String> = serde_json::from_str(headers).unwrap();
         let sig = headers["x-hub-signature-256"].as_bytes();
         assert_eq!(
-            verify::verify(&[Secret::new(SECRET)], body, Some(sig), None, false),
+            signature::verify(&[Secret::new(SECRET)], body, Some(sig), None, false),
             Ok(())
         );
         assert_eq!(headers["user-agent"], "GitHub-Hookshot/test");
@@ -99,7 +84,7 @@ fn every_bad_request_gets_its_status_and_nothing_wrong_is_archived() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":1,"hook":{}}"#;
-    let sig = verify::sign_sha256(SECRET.as_bytes(), body);
+    let sig = signature::sign_sha256(SECRET.as_bytes(), body);
     let send = |headers: &[(&str, &str)], body: &[u8]| {
         http(server.port, "POST", "/webhook", headers, body).status
     };
@@ -113,13 +98,13 @@ fn every_bad_request_gets_its_status_and_nothing_wrong_is_archived() {
         401,
         "malformed"
     );
-    let wrong = verify::sign_sha256(b"another-secret", body);
+    let wrong = signature::sign_sha256(b"another-secret", body);
     assert_eq!(
         send(&[json, ev, id, ("X-Hub-Signature-256", &wrong)], body),
         401,
         "wrong secret"
     );
-    let tampered = verify::sign_sha256(SECRET.as_bytes(), b"{}");
+    let tampered = signature::sign_sha256(SECRET.as_bytes(), b"{}");
     assert_eq!(
         send(&[json, ev, id, ("X-Hub-Signature-256", &tampered)], body),
         401,
@@ -139,7 +124,7 @@ fn every_bad_request_gets_its_status_and_nothing_wrong_is_archived() {
         415
     );
     let not_json = b"not json";
-    let sig2 = verify::sign_sha256(SECRET.as_bytes(), not_json);
+    let sig2 = signature::sign_sha256(SECRET.as_bytes(), not_json);
     assert_eq!(
         send(&[json, ev, id, ("X-Hub-Signature-256", &sig2)], not_json),
         400,
@@ -170,7 +155,7 @@ fn good_deliveries_are_archived_once_form_encoded_too_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":1,"hook":{}}"#;
-    let sig = verify::sign_sha256(SECRET.as_bytes(), body);
+    let sig = signature::sign_sha256(SECRET.as_bytes(), body);
     let send = |headers: &[(&str, &str)], body: &[u8]| {
         http(server.port, "POST", "/webhook", headers, body).status
     };
@@ -193,7 +178,7 @@ fn good_deliveries_are_archived_once_form_encoded_too_and_counted() {
         "payload={}",
         form_urlencoded::byte_serialize(body).collect::<String>()
     );
-    let fsig = verify::sign_sha256(SECRET.as_bytes(), form.as_bytes());
+    let fsig = signature::sign_sha256(SECRET.as_bytes(), form.as_bytes());
     let fid = ("X-GitHub-Delivery", "d-2");
     assert_eq!(
         send(

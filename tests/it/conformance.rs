@@ -1,14 +1,11 @@
 //! Conformance: archives of both wild shapes built by `make_archive.py` from
 //! GitHub's example payloads; every record comes out, with the privacy
 //! verdicts of formats.md section 4 computed here independently.
-#![allow(clippy::unwrap_used)] // a panic is the test failure report
-
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{make_archive, ndjson, run, stderr};
+use crate::common::{make_archive, ndjson, run, stderr};
 use serde_json::Value;
 
 /// formats.md section 4, restated here rather than imported, so that the

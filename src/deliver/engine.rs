@@ -1,0 +1,500 @@
+//! The delivery engine: one [`Transport`] driven with a bounded in-flight
+//! window, settled in archive order, retried with one policy.
+//!
+//! Each batch is started in archive order ([`Transport::start`]) and then
+//! confirmed on a task of its own, which also retries the batch's messages
+//! that failed for a passing reason ([`RetryPolicy`]). The engine settles
+//! the oldest task first, so the [`Ledger`]'s checkpoint is one watermark:
+//! every event at or before it was confirmed, refused and listed, or
+//! confirmed by an earlier run.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable as _};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::ledger::{DeliveryCounts, Ledger};
+use super::{Delivering, Refusal, Refused, SendError, Transport, Verdicts};
+use crate::checkpoint::CheckpointFile;
+use crate::decode::{DecodedObject, Event};
+use crate::model::Position;
+use crate::sink::{Sink, SinkError};
+
+/// The one retry policy: exponential backoff with jitter from
+/// `min_delay` to `max_delay`, honouring a wait the target asks for, for
+/// at most `retry_for` from a batch's first failure.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub retry_for: Duration,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    #[must_use]
+    pub fn new(retry_for: Duration) -> Self {
+        Self {
+            retry_for,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+    }
+
+    /// The wait before the next try, or `None` to give up: at least what
+    /// the target asked for (`Retry-After`), and never past `deadline`.
+    #[must_use]
+    pub fn next_wait(
+        &self,
+        error: &SendError,
+        backoff: Option<Duration>,
+        deadline: Instant,
+    ) -> Option<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let asked = match error {
+            SendError::Passing {
+                retry_after: Some(r),
+                ..
+            } => *r,
+            _ => Duration::ZERO,
+        };
+        if left.is_zero() || asked > left {
+            return None;
+        }
+        Some(backoff?.max(asked).min(left))
+    }
+}
+
+/// Where an event came from, to list it if it is refused.
+#[derive(Debug, Clone)]
+struct About {
+    pos: Position,
+    offset: u64,
+    delivery_id: Option<String>,
+    event: String,
+    bytes: usize,
+}
+
+impl About {
+    fn refused(self, reason: &str, detail: String) -> Refused {
+        Refused {
+            object: self.pos.object,
+            offset: self.offset,
+            delivery_id: self.delivery_id,
+            event: self.event,
+            bytes: self.bytes,
+            reason: reason.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// One event of a batch: encoded, or refused by the transport already.
+enum Slot<M> {
+    Message(About, Arc<M>),
+    Refused(About, Refusal),
+}
+
+/// What a batch's task found, once every message is confirmed, refused or
+/// given up on.
+struct Outcome {
+    /// One per encoded message, in the batch's order.
+    verdicts: Verdicts,
+    /// Messages sent again after a passing failure.
+    resent: u64,
+}
+
+/// A started batch, settled in archive order.
+struct Flight {
+    slots: Vec<(About, Option<Refusal>)>,
+    task: Option<JoinHandle<Outcome>>,
+}
+
+/// Drives one transport for a run. A [`Sink`], fed in archive order.
+pub struct Engine<T: Transport> {
+    rt: Handle,
+    transport: Arc<T>,
+    policy: RetryPolicy,
+    /// Messages started and not yet settled, at most.
+    window: usize,
+    batch: Vec<Slot<T::Message>>,
+    batch_bytes: usize,
+    in_flight: VecDeque<Flight>,
+    unsettled: usize,
+    ledger: Ledger,
+    refused: Vec<Refused>,
+}
+
+impl<T: Transport> Engine<T> {
+    /// Wraps a connected (healthchecked) transport. Must be called within
+    /// the runtime; the engine is then driven from a blocking thread.
+    #[must_use]
+    pub fn new(transport: T, ledger: Ledger, window: usize, policy: RetryPolicy) -> Self {
+        Self {
+            rt: Handle::current(),
+            transport: Arc::new(transport),
+            policy,
+            window: window.max(1),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: VecDeque::new(),
+            unsettled: 0,
+            ledger,
+            refused: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Starts the waiting batch: waits for room in the window, then hands
+    /// the batch to the transport and its confirmation to a task.
+    async fn start_batch(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let n = self.batch.len();
+        while self.unsettled > 0 && self.unsettled + n > self.window {
+            self.settle_front().await?;
+        }
+        let mut slots = Vec::with_capacity(n);
+        let mut messages = Vec::with_capacity(n);
+        for slot in std::mem::take(&mut self.batch) {
+            match slot {
+                Slot::Message(about, m) => {
+                    messages.push(m);
+                    slots.push((about, None));
+                }
+                Slot::Refused(about, r) => slots.push((about, Some(r))),
+            }
+        }
+        self.batch_bytes = 0;
+        let task = if messages.is_empty() {
+            None
+        } else {
+            self.ledger.counts.sent += messages.len() as u64;
+            let first = self.transport.start(messages.clone()).await;
+            Some(tokio::spawn(confirm(
+                self.transport.clone(),
+                first,
+                messages,
+                self.policy,
+            )))
+        };
+        self.unsettled += n;
+        self.in_flight.push_back(Flight { slots, task });
+        // Settle what has already finished, so the checkpoint keeps up.
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.task.as_ref().is_none_or(JoinHandle::is_finished))
+        {
+            self.settle_front().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch and settles its events, in order.
+    async fn settle_front(&mut self) -> Result<(), SinkError> {
+        let Some(flight) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        self.unsettled -= flight.slots.len();
+        let outcome = match flight.task {
+            Some(task) => match task.await {
+                Ok(o) => o,
+                Err(e) => Outcome {
+                    verdicts: vec![
+                        Err(SendError::Fatal(format!("a delivery task failed: {e}")));
+                        flight.slots.iter().filter(|(_, r)| r.is_none()).count()
+                    ],
+                    resent: 0,
+                },
+            },
+            None => Outcome {
+                verdicts: Vec::new(),
+                resent: 0,
+            },
+        };
+        self.ledger.counts.sent += outcome.resent;
+        self.ledger.counts.resent += outcome.resent;
+        let mut verdicts = outcome.verdicts.into_iter();
+        let sent = flight.slots.iter().filter(|(_, r)| r.is_none()).count();
+        for (about, refusal) in flight.slots {
+            let pos = about.pos.clone();
+            if let Some(r) = refusal {
+                self.refused.push(about.refused(r.reason, r.detail));
+                self.ledger.counts.refused += 1;
+                self.ledger.done(pos, false)?;
+                continue;
+            }
+            match verdicts.next() {
+                Some(Ok(())) => self.ledger.done(pos, true)?,
+                Some(Err(SendError::Refused(detail))) => {
+                    self.refused
+                        .push(about.refused("refused by the target", detail));
+                    self.ledger.counts.refused += 1;
+                    self.ledger.done(pos, false)?;
+                }
+                Some(Err(e @ SendError::Passing { .. })) => {
+                    let message = self.transport.gave_up(&e, sent, self.policy.retry_for);
+                    return Err(self.ledger.stopped(message));
+                }
+                Some(Err(SendError::Fatal(message))) => {
+                    return Err(self.ledger.stopped(message));
+                }
+                None => {
+                    return Err(self.ledger.stopped(format!(
+                        "{} gave no answer for a message",
+                        self.transport.describe()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts what is batched and settles everything in flight.
+    async fn drain(&mut self) -> Result<(), SinkError> {
+        self.start_batch().await?;
+        while !self.in_flight.is_empty() {
+            self.settle_front().await?;
+        }
+        Ok(())
+    }
+
+    /// Settles what was sent, then describes the stop (Ctrl-C).
+    fn interrupted(&mut self, err: SinkError) -> SinkError {
+        let rt = self.rt.clone();
+        if let Err(e) = rt.block_on(self.drain()) {
+            return e;
+        }
+        match err {
+            SinkError::Interrupted => self.ledger.stopped("interrupted".into()),
+            other => other,
+        }
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere; the data is whole.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits for a started batch's verdicts and retries its passing failures
+/// under the policy, until each message is settled or the time is up.
+async fn confirm<T: Transport>(
+    transport: Arc<T>,
+    first: super::Pending,
+    messages: Vec<Arc<T::Message>>,
+    policy: RetryPolicy,
+) -> Outcome {
+    struct State {
+        first: Option<super::Pending>,
+        verdicts: Verdicts,
+        resent: u64,
+    }
+    let n = messages.len();
+    let state = Arc::new(Mutex::new(State {
+        first: Some(first),
+        verdicts: Vec::new(),
+        resent: 0,
+    }));
+
+    let attempt = || {
+        let (state, transport, messages) = (state.clone(), transport.clone(), messages.clone());
+        async move {
+            let first = lock(&state).first.take();
+            if let Some(pending) = first {
+                let mut v = pending.await;
+                v.resize_with(n, || {
+                    Err(SendError::Fatal("no answer for a message".into()))
+                });
+                lock(&state).verdicts = v;
+            } else {
+                let failing: Vec<usize> = lock(&state)
+                    .verdicts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| matches!(v, Err(SendError::Passing { .. })))
+                    .map(|(i, _)| i)
+                    .collect();
+                let batch = failing.iter().map(|&i| messages[i].clone()).collect();
+                let again = transport.start(batch).await.await;
+                let mut s = lock(&state);
+                s.resent += failing.len() as u64;
+                for (k, &i) in failing.iter().enumerate() {
+                    s.verdicts[i] = again
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| Err(SendError::Fatal("no answer for a message".into())));
+                }
+            }
+            // The passing failure to wait on: the one asking the longest wait.
+            let s = lock(&state);
+            let worst = s
+                .verdicts
+                .iter()
+                .filter_map(|v| v.as_ref().err())
+                .filter(|e| matches!(e, SendError::Passing { .. }))
+                .max_by_key(|e| match e {
+                    SendError::Passing { retry_after, .. } => *retry_after,
+                    _ => None,
+                });
+            match worst {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            }
+        }
+    };
+    let deadline = Instant::now() + policy.retry_for;
+    let _ = attempt
+        .retry(policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, SendError::Passing { .. }))
+        .adjust(|e, backoff| policy.next_wait(e, backoff, deadline))
+        .notify(|e, wait| {
+            tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "sending again");
+        })
+        .await;
+    let s = std::mem::replace(
+        &mut *lock(&state),
+        State {
+            first: None,
+            verdicts: Vec::new(),
+            resent: 0,
+        },
+    );
+    Outcome {
+        verdicts: s.verdicts,
+        resent: s.resent,
+    }
+}
+
+impl<T: Transport> Sink for Engine<T> {
+    fn accept(&mut self, obj: &DecodedObject, e: &Event, public: bool) -> Result<(), SinkError> {
+        let Some(pos) = self.ledger.claim(obj, e) else {
+            return Ok(());
+        };
+        if let Err(err) = self.ledger.before_send() {
+            return Err(self.interrupted(err));
+        }
+        self.ledger.note_private(public);
+        let mut about = About {
+            pos,
+            offset: e.offset,
+            delivery_id: e.delivery_id.clone(),
+            event: e.event.clone(),
+            bytes: 0,
+        };
+        let limits = self.transport.batch_limits();
+        let slot = match self.transport.encode(obj, e) {
+            Ok(m) => {
+                let size = self.transport.size(&m);
+                about.bytes = size;
+                if self.batch_bytes + size > limits.bytes {
+                    let rt = self.rt.clone();
+                    rt.block_on(self.start_batch())?;
+                }
+                self.batch_bytes += size;
+                Slot::Message(about, Arc::new(m))
+            }
+            Err(r) => {
+                about.bytes = r.bytes;
+                Slot::Refused(about, r)
+            }
+        };
+        self.batch.push(slot);
+        if self.batch.len() >= limits.messages.max(1) {
+            let rt = self.rt.clone();
+            rt.block_on(self.start_batch())?;
+        }
+        Ok(())
+    }
+
+    /// Settles everything sent and saves the checkpoint: a follower that
+    /// goes idle leaves nothing unconfirmed or unsaved.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let rt = self.rt.clone();
+        rt.block_on(self.drain())?;
+        self.ledger.save(false)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let rt = self.rt.clone();
+        rt.block_on(async {
+            self.drain().await?;
+            self.ledger.save(true)?;
+            self.transport.close().await;
+            Ok(())
+        })
+    }
+}
+
+impl<T: Transport> Delivering for Engine<T> {
+    fn counts(&self) -> &DeliveryCounts {
+        &self.ledger.counts
+    }
+    fn refused(&self) -> &[Refused] {
+        &self.refused
+    }
+    fn describe(&self) -> String {
+        self.transport.describe()
+    }
+    fn attach(&mut self, checkpoint: CheckpointFile) {
+        self.ledger.attach(checkpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passing(retry_after: Option<Duration>) -> SendError {
+        SendError::Passing {
+            source: Arc::new(super::super::Message("503".into())),
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn a_wait_asked_for_is_honoured_and_capped_by_the_retry_time() {
+        let p = RetryPolicy::new(Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let backoff = Some(Duration::from_millis(250));
+        assert_eq!(
+            p.next_wait(&passing(Some(Duration::from_secs(3))), backoff, deadline),
+            Some(Duration::from_secs(3)),
+            "Retry-After over the backoff"
+        );
+        let w = p.next_wait(&passing(None), backoff, deadline).unwrap();
+        assert_eq!(w, Duration::from_millis(250), "the backoff alone");
+        assert_eq!(
+            p.next_wait(&passing(Some(Duration::from_secs(31))), backoff, deadline),
+            None,
+            "a wait past the retry time gives up now"
+        );
+        let big = p
+            .next_wait(&passing(None), Some(Duration::from_secs(300)), deadline)
+            .unwrap();
+        assert!(big <= Duration::from_secs(30), "never past the deadline");
+        assert_eq!(
+            p.next_wait(&passing(None), backoff, Instant::now()),
+            None,
+            "time is up"
+        );
+    }
+}

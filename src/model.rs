@@ -1,0 +1,226 @@
+//! The vocabulary every stage speaks: an archived delivery ([`Event`]) and
+//! its bytes ([`Span`]), where it lies ([`Position`]), and which ones a run
+//! takes ([`TimeRange`], [`Selection`], [`Dedupe`]). Depends on nothing else
+//! in the crate, so any module may use it without a cycle.
+
+use std::ops::Range;
+
+use chrono::{DateTime, Duration, DurationRound as _, Utc};
+
+/// A model value that cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("--since {since} is not before --until {until}")]
+    EmptyRange {
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    #[error("--repo {0:?}: expected owner/name")]
+    Repo(String),
+}
+
+/// Which envelope a record came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Mozilla,
+    Raw,
+    Ghreplay,
+}
+
+impl Shape {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Mozilla => "mozilla",
+            Shape::Raw => "raw",
+            Shape::Ghreplay => "ghreplay",
+        }
+    }
+}
+
+/// Bytes of an event: a range of the object's decompressed data, or bytes
+/// that had to be decoded (base64, form encoding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    Range(Range<usize>),
+    Owned(Box<[u8]>),
+}
+
+/// One archived delivery, with the facts every stage after decoding needs.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Position of the record in its object: index and byte offset in the
+    /// decompressed data.
+    pub index: u32,
+    pub offset: u64,
+    /// The whole record in the object's decompressed data.
+    pub record: Range<usize>,
+    pub shape: Shape,
+    pub delivery_id: Option<String>,
+    /// From the envelope, or inferred for raw payloads (`unknown` when it
+    /// cannot be told).
+    pub event: String,
+    pub action: Option<String>,
+    /// `repository.full_name`.
+    pub repository: Option<String>,
+    /// Whether `repository` was an object.
+    pub repository_object: bool,
+    pub private: Private,
+    pub sender: Option<String>,
+    /// Only the ghreplay shape records it.
+    pub received_at: Option<DateTime<Utc>>,
+    /// The GitHub payload, a JSON object, as it was archived.
+    pub payload: Span,
+    /// Ghreplay shape: the body bytes exactly as GitHub sent them, and the
+    /// kept headers as a JSON object, for re-verifying the signature.
+    pub raw_body: Option<Span>,
+    pub headers: Option<String>,
+}
+
+impl Event {
+    /// `repository.private` when it is a boolean.
+    #[must_use]
+    pub fn private_flag(&self) -> Option<bool> {
+        match self.private {
+            Private::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// `repository.private` as found: the privacy filter fails closed on anything
+/// but a boolean or absence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Private {
+    #[default]
+    Absent,
+    Bool(bool),
+    /// Present but not a boolean (null, a string...).
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Private {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(
+            match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
+                serde_json::Value::Bool(b) => Private::Bool(b),
+                _ => Private::Other,
+            },
+        )
+    }
+}
+
+/// Where an event stands in the archive: its object and record index.
+/// Ordered as the read path delivers events.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub object: String,
+    pub index: u32,
+}
+
+/// A half-open time range `[since, until)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Firehose's largest buffering interval: no object holds a record further
+/// than this from the time in its name.
+pub const MAX_BUFFER_INTERVAL: Duration = Duration::seconds(900);
+
+impl TimeRange {
+    pub fn new(
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Self, ModelError> {
+        if let (Some(since), Some(until)) = (since, until) {
+            if since >= until {
+                return Err(ModelError::EmptyRange { since, until });
+            }
+        }
+        Ok(Self { since, until })
+    }
+
+    #[must_use]
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// The hour prefixes to list: one hour either side of the range, since
+    /// an object under hour H may hold records of hour H+1 (and, named after
+    /// its newest record, of hour H-1).
+    #[must_use]
+    pub fn listing(&self) -> TimeRange {
+        let hour = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+        TimeRange {
+            since: self.since.map(|t| hour(t) - Duration::hours(1)),
+            until: self.until.map(|t| {
+                let h = hour(t);
+                (if h == t { h } else { h + Duration::hours(1) }) + Duration::hours(1)
+            }),
+        }
+    }
+
+    /// The objects to read: those named within one buffering interval of
+    /// the range, which are all that can hold its records.
+    #[must_use]
+    pub fn objects(&self) -> TimeRange {
+        TimeRange {
+            since: self.since.map(|t| t - MAX_BUFFER_INTERVAL),
+            until: self.until.map(|t| t + MAX_BUFFER_INTERVAL),
+        }
+    }
+
+    /// Whether `[from, to)` overlaps the range.
+    #[must_use]
+    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| to > s) && self.until.is_none_or(|u| from < u)
+    }
+
+    /// Whether `[from, to)` lies wholly inside the range.
+    #[must_use]
+    pub fn covers(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| from >= s) && self.until.is_none_or(|u| to <= u)
+    }
+}
+
+/// Which events to keep.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub time: TimeRange,
+    /// Event names; empty keeps all.
+    pub events: Vec<String>,
+    /// Actions; empty keeps all. An event without an action matches none.
+    pub actions: Vec<String>,
+    /// Repositories `owner/name`, lower case (GitHub names are case-insensitive).
+    pub repos: Vec<String>,
+    /// Keep only what the privacy filter passes.
+    pub public_only: bool,
+}
+
+impl Selection {
+    /// Validates `--repo` values and lower-cases them.
+    pub fn with_repos(mut self, repos: &[String]) -> Result<Self, ModelError> {
+        for r in repos {
+            match r.split_once('/') {
+                Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => {
+                    self.repos.push(r.to_ascii_lowercase());
+                }
+                _ => return Err(ModelError::Repo(r.clone())),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// How repeated delivery ids are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedupe {
+    /// Keep every copy.
+    Off,
+    /// Drop a repeat seen within this much archive time of the first copy.
+    Window(chrono::Duration),
+    /// Drop every repeat, remembering every id (memory grows with the archive).
+    All,
+}
