@@ -223,9 +223,20 @@ impl Forwarder {
         let shown = target.shown();
         let state = state_file(&outbox.dir, &shown);
         let identity = identity(&outbox, &target);
+        let known = state.exists();
         let checkpoint = open_checkpoint(&state, &identity, &outbox)?;
         progress.set(&shown, checkpoint.state.confirmed_through.clone());
-        let sink = connect(&target, checkpoint).await?;
+        // A target never used before must answer now (a typo should stop
+        // the start); one with a checkpoint may be down for a while: serve
+        // starts, and its deliveries wait in the archive.
+        let sink = match connect(&target, checkpoint).await {
+            Ok(sink) => Some(sink),
+            Err(e) if known => {
+                tracing::warn!(target = %shown, error = %e, "forward target is down; its deliveries wait in the archive until it is back");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         let follower = Follower {
             shown: shown.clone(),
             target,
@@ -356,8 +367,8 @@ struct Follower {
 }
 
 impl Follower {
-    fn run(mut self, sink: Box<dyn Delivering>, wake: &Wake, stop: &AtomicBool) {
-        let mut sink = Some(sink);
+    fn run(mut self, sink: Option<Box<dyn Delivering>>, wake: &Wake, stop: &AtomicBool) {
+        let mut sink = sink;
         let mut stopping_since: Option<Instant> = None;
         loop {
             if stop.load(Ordering::Relaxed) {

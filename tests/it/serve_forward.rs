@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    amqp_url, body, metric, ndjson, post_delivery, run, Bound, Proxy, Server, RABBIT_PORT,
+    amqp_url, body, http, metric, ndjson, post_delivery, run, topic_with_queue, Bound, Moto, Proxy,
+    Server, RABBIT_PORT,
 };
 
 fn payload(repo: &str, private: bool, extra: &str) -> Vec<u8> {
@@ -104,5 +105,93 @@ async fn a_failing_forward_is_counted_and_never_costs_the_delivery() {
         assert!(Instant::now() < deadline, "the failure was never counted");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    q.delete().await;
+}
+
+/// The delivery ids in SNS messages read from a subscribed queue.
+fn sns_ids(got: &[serde_json::Value]) -> Vec<String> {
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let inner: serde_json::Value =
+                serde_json::from_str(m["Message"].as_str().unwrap()).unwrap();
+            inner["request_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_targets_each_get_their_share_and_an_outage_with_a_restart_loses_nothing() {
+    let moto = Moto::start();
+    let all = topic_with_queue(&moto).await;
+    let public = topic_with_queue(&moto).await;
+    let q = Bound::new("forward-three").await;
+    let dir = tempfile::tempdir().unwrap();
+    let forwards = [
+        format!("sns:{}?include_private=true", all.arn),
+        format!("sns:{}", public.arn),
+        format!("{}?exchange={}", amqp_url(RABBIT_PORT), q.exchange),
+    ];
+    let args: Vec<&str> = forwards
+        .iter()
+        .flat_map(|f| ["--forward", f.as_str()])
+        .collect();
+    let start = || Server::start_with(dir.path().as_os_str(), &args, &moto.env());
+    let push = |repo: &str, private: bool| {
+        payload(
+            repo,
+            private,
+            r#""ref":"refs/heads/main","commits":[],"pusher":{"name":"a"},"#,
+        )
+    };
+
+    let mut server = start();
+    let post = |port: u16, id: &str, body: &[u8]| {
+        assert_eq!(post_delivery(port, "push", id, body).status, 200);
+    };
+    post(server.port, "p-1", &push("o/public", false));
+    post(server.port, "p-2", &push("o/secret", true));
+    q.wait_for(1).await;
+
+    // The exchange goes away; a delivery arrives; serve is killed and
+    // started again while the exchange is still gone; another arrives.
+    q.delete_exchange().await;
+    post(server.port, "p-3", &push("o/public", false));
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    server = start();
+    post(server.port, "p-4", &push("o/public", false));
+    q.restore_exchange().await;
+
+    q.wait_for(3).await;
+    let ids: std::collections::BTreeSet<String> = q
+        .drain()
+        .await
+        .iter()
+        .map(|m| body(m)["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    let want = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        want(&["p-1", "p-3", "p-4"]),
+        "every public delivery reached Pulse, across the outage and the restart"
+    );
+    let mut got_all = sns_ids(&all.receive(4).await);
+    got_all.dedup();
+    assert_eq!(
+        got_all,
+        want(&["p-1", "p-2", "p-3", "p-4"]),
+        "the private one only here"
+    );
+    let mut got_public = sns_ids(&public.receive(3).await);
+    got_public.dedup();
+    assert_eq!(got_public, want(&["p-1", "p-3", "p-4"]));
+    let backlog = http(server.port, "GET", "/metrics", &[], b"").body;
+    assert!(
+        backlog.contains("ghreplay_forward_backlog{target=\"sns:"),
+        "{backlog}"
+    );
     q.delete().await;
 }

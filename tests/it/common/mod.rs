@@ -359,6 +359,46 @@ impl Bound {
         }
     }
 
+    /// Deletes the exchange (the queue stays, unbound), as an operator's
+    /// mistake or a broker migration would.
+    pub async fn delete_exchange(&self) {
+        self.channel
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Declares the exchange again and binds the queue to it.
+    pub async fn restore_exchange(&self) {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
+        use lapin::types::FieldTable;
+        self.channel
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+
     pub async fn delete(self) {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
         let _ = self
@@ -515,12 +555,14 @@ impl Server {
             .unwrap();
         let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
+        let mut said = String::new();
         let port = loop {
             line.clear();
             assert!(
                 err.read_line(&mut line).unwrap() > 0,
-                "serve exited before listening"
+                "serve exited before listening:\n{said}"
             );
+            said.push_str(&line);
             if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
                 break rest.split('/').next().unwrap().parse().unwrap();
             }
@@ -685,4 +727,107 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+pub struct Topic {
+    pub arn: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+/// A topic with a queue subscribed, to read what it was sent.
+pub async fn topic_with_queue(moto: &Moto) -> Topic {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let arn = sns
+        .create_topic()
+        .name(unique_name("github-webhooks-all"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name("subscriber"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    Topic {
+        arn,
+        queue_url,
+        sqs,
+    }
+}
+
+impl Topic {
+    /// Every SNS envelope in the queue (until it stays empty).
+    /// Every message the queue got, waiting until none came for 2 s.
+    pub async fn drain(&self) -> Vec<serde_json::Value> {
+        self.receive(usize::MAX).await
+    }
+
+    /// Messages until `n` have come or 60 s passed (for `usize::MAX`: until
+    /// none came for 2 s).
+    pub async fn receive(&self, n: usize) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut empty = 0;
+        while (n != usize::MAX || empty < 2)
+            && out.len() < n
+            && std::time::Instant::now() < deadline
+        {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let msgs = got.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                empty += 1;
+            }
+            for m in msgs {
+                out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        out
+    }
 }
