@@ -309,12 +309,15 @@ pub struct ServeArgs {
     pub spool: std::path::PathBuf,
     /// Also forward each delivery, once archived, to Pulse
     /// (`amqp://...`), SNS (`sns:arn:...`) or a webhook receiver
-    /// (`http(s)://...`), shaped as `republish` shapes it. Repeatable: each
-    /// target is fed on its own. A forward failure is counted; the delivery
-    /// is in the archive.
+    /// (`http(s)://...`), shaped as `republish` shapes it. Repeatable. Each
+    /// target follows the archive with its own checkpoint: one that is down
+    /// gets its deliveries when it is back, and the 200 never waits for it.
+    /// Settings ride in the URL's query: `?include_private=true`, and for
+    /// AMQP `exchange=NAME`, `declare=true`.
     #[arg(long, value_name = "TARGET")]
     pub forward: Vec<String>,
-    /// The AMQP exchange to forward to.
+    /// The AMQP exchange to forward to (every AMQP target, unless its URL
+    /// says `exchange=`).
     #[arg(long, default_value = crate::deliver::pulse::DEFAULT_EXCHANGE, value_name = "NAME")]
     pub forward_exchange: String,
     /// Declare the forward exchange instead of checking it exists.

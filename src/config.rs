@@ -1,20 +1,16 @@
 //! Raw flags in, validated domain types out: where the archive is, the time
 //! range, the selection. Functions downstream take these, never clap structs.
 
-use std::path::{Path, PathBuf};
-
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::cli::{EventArgs, GlobalArgs, RangeArgs, ReadArgs, SelectArgs};
 use crate::decode::DecodeOptions;
-use crate::model::{Dedupe, ModelError, Selection, TimeRange};
+use crate::model::{ArchiveLocation, Dedupe, ModelError, Selection, TimeRange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read time {0:?}: use RFC 3339 (2026-01-15T10:00:00Z), a date (2026-01-15), an hour (2026-01-15T10) or a span back from now (30m, 6h, 2d, 1w)")]
     Time(String),
-    #[error("--archive {0:?}: an S3 archive is written s3://bucket or s3://bucket/prefix")]
-    S3Url(String),
     #[error("--dedupe-window {0:?}: expected a span (48h, 7d) or `all`")]
     Span(String),
     #[error("--retry-for {0:?}: expected a span (30s, 2m)")]
@@ -23,62 +19,6 @@ pub enum ConfigError {
     Rate(f64),
     #[error(transparent)]
     Model(#[from] ModelError),
-}
-
-/// Where an archive is: a local directory laid out like S3, or S3 itself.
-/// In both, `prefix` is put before `YYYY/` exactly as Firehose does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArchiveLocation {
-    Local { dir: PathBuf, prefix: String },
-    S3 { bucket: String, prefix: String },
-}
-
-impl ArchiveLocation {
-    /// `s3://bucket/prefix` or a local path. A local path that is not a
-    /// directory names a key prefix inside its parent (`./archive/kinesis`
-    /// reads `./archive/kinesis2026/...`), as the same string would on S3.
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(ConfigError::S3Url(s.to_owned()));
-            }
-            return Ok(Self::S3 {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-            });
-        }
-        let path = Path::new(s);
-        if path.is_dir() || s.ends_with('/') {
-            return Ok(Self::Local {
-                dir: path.to_owned(),
-                prefix: String::new(),
-            });
-        }
-        match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => Ok(Self::Local {
-                dir: if parent.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    parent.to_owned()
-                },
-                prefix: name.to_string_lossy().into_owned(),
-            }),
-            _ => Ok(Self::Local {
-                dir: path.to_owned(),
-                prefix: String::new(),
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for ArchiveLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Local { dir, prefix } => write!(f, "{}", dir.join(prefix).display()),
-            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
 }
 
 /// Parses a point in time: RFC 3339, `YYYY-MM-DD[THH[:MM[:SS]]]` in UTC, or

@@ -1,9 +1,11 @@
 //! The vocabulary every stage speaks: an archived delivery ([`Event`]) and
-//! its bytes ([`Span`]), where it lies ([`Position`]), and which ones a run
-//! takes ([`TimeRange`], [`Selection`], [`Dedupe`]). Depends on nothing else
-//! in the crate, so any module may use it without a cycle.
+//! its bytes ([`Span`]), where it lies ([`Position`]), where the archive is
+//! ([`ArchiveLocation`]) and which deliveries a run takes ([`TimeRange`],
+//! [`Selection`], [`Dedupe`]). Depends on nothing else in the crate, so any
+//! module may use it without a cycle.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 
@@ -17,6 +19,8 @@ pub enum ModelError {
     },
     #[error("--repo {0:?}: expected owner/name")]
     Repo(String),
+    #[error("--archive {0:?}: an S3 archive is written s3://bucket or s3://bucket/prefix")]
+    S3Url(String),
 }
 
 /// Which envelope a record came in.
@@ -223,4 +227,60 @@ pub enum Dedupe {
     Window(chrono::Duration),
     /// Drop every repeat, remembering every id (memory grows with the archive).
     All,
+}
+
+/// Where an archive is: a local directory laid out like S3, or S3 itself.
+/// In both, `prefix` is put before `YYYY/` exactly as Firehose does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    Local { dir: PathBuf, prefix: String },
+    S3 { bucket: String, prefix: String },
+}
+
+impl ArchiveLocation {
+    /// `s3://bucket/prefix` or a local path. A local path that is not a
+    /// directory names a key prefix inside its parent (`./archive/kinesis`
+    /// reads `./archive/kinesis2026/...`), as the same string would on S3.
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(ModelError::S3Url(s.to_owned()));
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        let path = Path::new(s);
+        if path.is_dir() || s.ends_with('/') {
+            return Ok(Self::Local {
+                dir: path.to_owned(),
+                prefix: String::new(),
+            });
+        }
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => Ok(Self::Local {
+                dir: if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_owned()
+                },
+                prefix: name.to_string_lossy().into_owned(),
+            }),
+            _ => Ok(Self::Local {
+                dir: path.to_owned(),
+                prefix: String::new(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { dir, prefix } => write!(f, "{}", dir.join(prefix).display()),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
 }

@@ -8,7 +8,8 @@ use chrono::Utc;
 
 use super::Outcome;
 use crate::cli::{GlobalArgs, ListArgs};
-use crate::config::{self, ArchiveLocation};
+use crate::config;
+use crate::model::ArchiveLocation;
 use crate::output::{self, HourRow, Progress};
 use crate::source::{self, Store};
 

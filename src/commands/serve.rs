@@ -8,11 +8,11 @@ use chrono::Utc;
 
 use super::Outcome;
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::config::{self, ArchiveLocation, ReadConfig};
+use crate::config::{self, ReadConfig};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
 use crate::deliver::target::TargetOptions;
 use crate::deliver::RetryPolicy;
-use crate::model::{Dedupe, Selection, TimeRange};
+use crate::model::{ArchiveLocation, Dedupe, Selection, TimeRange};
 use crate::pipeline;
 use crate::server::forward::{self, ForwardTarget, Forwarder};
 use crate::server::metrics::Metrics;

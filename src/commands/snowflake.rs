@@ -8,8 +8,9 @@ use chrono::Utc;
 
 use super::Outcome;
 use crate::cli::{GlobalArgs, SnowflakeCommand};
-use crate::config::{self, ArchiveLocation};
+use crate::config;
 use crate::decode::{decode_object, DecodeOptions};
+use crate::model::ArchiveLocation;
 use crate::model::Shape;
 use crate::model::TimeRange;
 use crate::output;

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Months, NaiveDate, TimeZone, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::archive::{parse_object_name, ObjectName};
-use crate::config::ArchiveLocation;
+use crate::model::ArchiveLocation;
 use crate::model::TimeRange;
 pub use local::{LocalStore, STATE_DIR};
 pub use s3::S3Store;

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod architecture;
 mod cat;
 mod conformance;
 mod infer_fixtures;
