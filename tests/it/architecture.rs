@@ -18,7 +18,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        if !rel.ends_with(".rs") || rel == "lib.rs" || rel == "main.rs" {
+        if file.extension().is_none_or(|e| e != "rs") || rel == "lib.rs" || rel == "main.rs" {
             continue;
         }
         let module = rel
