@@ -235,7 +235,11 @@ impl Forwarder {
                 tracing::warn!(target = %shown, error = %e, "forward target is down; its deliveries wait in the archive until it is back");
                 None
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // Leave nothing behind: the next start is a first one too.
+                let _ = std::fs::remove_file(&state);
+                return Err(e.into());
+            }
         };
         let follower = Follower {
             shown: shown.clone(),
@@ -464,6 +468,7 @@ impl Follower {
                 }
                 let public = privacy::event_is_public(e);
                 if public || self.target.include_private {
+                    tracing::debug!(target = %self.shown, object = %key, index = e.index, "forwarding");
                     sink.accept(&obj, e, public)?;
                     Metrics::inc(&self.metrics.forwarded);
                 } else {

@@ -191,7 +191,10 @@ fn create_object(cfg: &WriterConfig, now: DateTime<Utc>) -> io::Result<Open> {
             &cfg.stream,
             1,
             now,
-            &uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (v7), so that keys sort in the order objects were
+            // made even within one second (the name's stamp): forward
+            // followers read the objects in key order.
+            &uuid::Uuid::now_v7().to_string(),
             false
         )
     );
@@ -231,4 +234,32 @@ fn create_dirs_durably(dir: &Path) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_made_in_the_same_second_sort_in_the_order_they_were_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = WriterConfig {
+            dir: dir.path().to_owned(),
+            prefix: String::new(),
+            stream: "ghreplay".into(),
+            roll_bytes: 1,
+            roll_age: Duration::from_secs(1),
+            on_complete: None,
+        };
+        let now = Utc::now();
+        let paths: Vec<PathBuf> = (0..50)
+            .map(|_| create_object(&cfg, now).unwrap().path)
+            .collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(
+            paths, sorted,
+            "a follower reading in key order sees every object"
+        );
+    }
 }

@@ -138,7 +138,9 @@ async fn three_targets_each_get_their_share_and_an_outage_with_a_restart_loses_n
         .iter()
         .flat_map(|f| ["--forward", f.as_str()])
         .collect();
-    let start = || Server::start_with(dir.path().as_os_str(), &args, &moto.env());
+    let mut env = moto.env();
+    env.push(("RUST_LOG", "warn,ghreplay=debug".into()));
+    let start = || Server::start_with(dir.path().as_os_str(), &args, &env);
     let push = |repo: &str, private: bool| {
         payload(
             repo,

@@ -567,8 +567,13 @@ impl Server {
                 break rest.split('/').next().unwrap().parse().unwrap();
             }
         };
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in err.lines() {});
+        // Keep draining stderr so the server never blocks on it; the test
+        // harness shows it when the test fails.
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                eprintln!("[serve :{port}] {l}");
+            }
+        });
         Server { child, port }
     }
 
