@@ -242,7 +242,7 @@ pub struct Bound {
 
 impl Bound {
     pub async fn new(stem: &str) -> Bound {
-        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::options::QueueDeclareOptions;
         use lapin::types::FieldTable;
         let conn = lapin::Connection::connect(
             &amqp_url(RABBIT_PORT),
@@ -253,18 +253,6 @@ impl Bound {
         let channel = conn.create_channel().await.unwrap();
         let exchange = unique_name(&format!("exchange/ghreplay-test/{stem}"));
         let queue = unique_name(&format!("queue/ghreplay-test/{stem}"));
-        channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                lapin::ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
         // Not exclusive: it must outlive connections that a test closes.
         channel
             .queue_declare(
@@ -274,22 +262,14 @@ impl Bound {
             )
             .await
             .unwrap();
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Bound {
+        let bound = Bound {
             exchange,
             queue,
             conn,
             channel,
-        }
+        };
+        bound.restore_exchange().await;
+        bound
     }
 
     /// Every message in the queue, waiting until none has come for a second
@@ -371,7 +351,8 @@ impl Bound {
             .unwrap();
     }
 
-    /// Declares the exchange again and binds the queue to it.
+    /// Declares the exchange (topic, durable) and binds the queue to it with
+    /// `#`: at creation, and again after [`Bound::delete_exchange`].
     pub async fn restore_exchange(&self) {
         use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
         use lapin::types::FieldTable;
