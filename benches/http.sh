@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP re-send benchmark (issue #9), in one run on this machine:
+# HTTP re-send benchmark (issue 9), in one run on this machine:
 #   receiver:  benches/bare_receiver.rs --ok, answering 200 to every POST
 #   baseline:  benches/http_bare.rs, a pooled hyper client posting the same
 #              payloads from memory, the same number of requests in flight
@@ -13,22 +13,27 @@ events="${1:-100000}"
 . benches/common.sh
 
 cargo build --release --quiet
-cargo bench --quiet --bench http_bare --no-run 2>/dev/null
-cargo bench --quiet --bench bare_receiver --no-run 2>/dev/null
+# The bench tools' own binaries, not `cargo bench` around them, so that
+# killing the receiver really stops it.
+bench_bin() {
+  cargo bench --bench "$1" --no-run 2>&1 \
+    | sed -n "s/.*Executable .*(\(.*$1-[^)]*\)).*/\1/p" | tail -1
+}
+receiver_bin=$(bench_bin bare_receiver)
+client_bin=$(bench_bin http_bare)
+[ -x "$receiver_bin" ] && [ -x "$client_bin" ] || { echo "http.sh: cannot find the bench binaries" >&2; exit 2; }
 data=$(bench_data "$events")
-events_file=$(mktemp); addr_file=$(mktemp)
-cargo bench --quiet --bench bare_receiver -- --ok > "$addr_file" 2>/dev/null &
-receiver=$!
-trap 'kill $receiver 2>/dev/null; pkill -f "bare_receiver.*--ok" 2>/dev/null; rm -f "$events_file" "$addr_file"' EXIT
-for _ in $(seq 100); do [ -s "$addr_file" ] && break; sleep 0.1; done
-url="http://$(head -1 "$addr_file")/webhook"
-"$bin" --archive "$data" cat -q > "$events_file"
-count=$(wc -l < "$events_file")
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+"$receiver_bin" --ok > "$work/addr" &
+for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
+url="http://$(head -1 "$work/addr")/webhook"
+"$bin" --archive "$data" cat -q > "$work/events.ndjson"
+count=$(wc -l < "$work/events.ndjson")
 
 echo "| requests in flight | bare hyper client (req/s) | ghreplay republish (req/s) | ghreplay / bare |"
 echo "|---|---|---|---|"
 for window in 32 128; do
-  read -r n secs <<< "$(cargo bench --quiet --bench http_bare -- "$url" "$window" "$events_file" 2>/dev/null)"
+  read -r n secs <<< "$("$client_bin" "$url" "$window" "$work/events.ndjson")"
   base=$(awk "BEGIN{printf \"%.0f\", $n / $secs}")
   start=$(date +%s.%N)
   "$bin" --archive "$data" republish -q --include-private --to "$url" --confirm-window "$window"
@@ -37,4 +42,4 @@ for window in 32 128; do
   echo "| $window | $base | $ours | $(awk "BEGIN{printf \"%.2f\", $ours / $base}") |"
 done
 echo
-echo "$count deliveries of $(awk "BEGIN{printf \"%.1f\", $(stat -c %s "$events_file") / $count / 1024}") KiB on average, $(nproc) cores, receiver on the same machine."
+echo "$count deliveries of $(awk "BEGIN{printf \"%.1f\", $(stat -c %s "$work/events.ndjson") / $count / 1024}") KiB on average (as cat prints them), $(nproc) cores, receiver on the same machine."
