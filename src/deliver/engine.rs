@@ -155,11 +155,6 @@ impl<T: Transport> Engine<T> {
         }
     }
 
-    #[must_use]
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
     /// Starts the waiting batch: waits for room in the window, then hands
     /// the batch to the transport and its confirmation to a task.
     async fn start_batch(&mut self) -> Result<(), SinkError> {
@@ -236,18 +231,13 @@ impl<T: Transport> Engine<T> {
         for (about, refusal) in flight.slots {
             let pos = about.pos.clone();
             if let Some(r) = refusal {
-                self.refused.push(about.refused(r.reason, r.detail));
-                self.ledger.counts.refused += 1;
-                self.ledger.done(pos, false)?;
+                self.refuse(about, r.reason, r.detail)?;
                 continue;
             }
             match verdicts.next() {
                 Some(Ok(())) => self.ledger.done(pos, true)?,
                 Some(Err(SendError::Refused(detail))) => {
-                    self.refused
-                        .push(about.refused("refused by the target", detail));
-                    self.ledger.counts.refused += 1;
-                    self.ledger.done(pos, false)?;
+                    self.refuse(about, "refused by the target", detail)?;
                 }
                 Some(Err(e @ SendError::Passing { .. })) => {
                     let message = self.transport.gave_up(&e, sent, self.policy.retry_for);
@@ -265,6 +255,14 @@ impl<T: Transport> Engine<T> {
             }
         }
         Ok(())
+    }
+
+    /// Lists an event that will not be sent, and settles it.
+    fn refuse(&mut self, about: About, reason: &str, detail: String) -> Result<(), SinkError> {
+        let pos = about.pos.clone();
+        self.refused.push(about.refused(reason, detail));
+        self.ledger.counts.refused += 1;
+        self.ledger.done(pos, false)
     }
 
     /// Starts what is batched and settles everything in flight.

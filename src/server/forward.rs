@@ -394,10 +394,7 @@ impl Follower {
             match self.pass(s.as_mut()) {
                 Ok(()) => {
                     self.gauges(0, None);
-                    let confirmed = CheckpointFile::load(&self.state)
-                        .ok()
-                        .and_then(|c| c.confirmed_through);
-                    self.progress.set(&self.shown, confirmed);
+                    self.progress.set(&self.shown, self.confirmed());
                     if stopping_since.is_some() {
                         break;
                     }
@@ -417,6 +414,13 @@ impl Follower {
                 tracing::warn!(target = %self.shown, error = %e, "forwarding stopped at shutdown; the rest goes at the next start");
             }
         }
+    }
+
+    /// How far the target has confirmed, as the checkpoint on disk says.
+    fn confirmed(&self) -> Option<Position> {
+        CheckpointFile::load(&self.state)
+            .ok()
+            .and_then(|c| c.confirmed_through)
     }
 
     /// A new connection, resuming from the checkpoint on disk.
@@ -444,11 +448,7 @@ impl Follower {
     /// settles them (the checkpoint moves).
     fn pass(&mut self, sink: &mut dyn Delivering) -> Result<(), SinkError> {
         let keys = objects(&self.outbox).map_err(SinkError::Source)?;
-        let resume = self.cursor.clone().or_else(|| {
-            CheckpointFile::load(&self.state)
-                .ok()
-                .and_then(|c| c.confirmed_through)
-        });
+        let resume = self.cursor.clone().or_else(|| self.confirmed());
         for key in keys {
             if resume.as_ref().is_some_and(|r| key < r.object) {
                 continue;
@@ -500,9 +500,7 @@ impl Follower {
     /// While the target is down: how many archived deliveries wait, and
     /// since when.
     fn measure_backlog(&self) {
-        let after = CheckpointFile::load(&self.state)
-            .ok()
-            .and_then(|c| c.confirmed_through);
+        let after = self.confirmed();
         let mut waiting = 0;
         let mut oldest = None;
         for key in objects(&self.outbox).unwrap_or_default() {
