@@ -4,6 +4,9 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
 venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
 bin="$CARGO_TARGET_DIR/release/ghreplay"
+# The benchmarks that do not run `load` or `query` build without DuckDB
+# (`--no-default-features`): minutes instead of most of an hour from cold.
+lean="--no-default-features"
 
 # The benchmark archive of $1 events (Mozilla shape, gzip, 24 hours, 100
 # records per object, seed 1: ~1.1 GB uncompressed for 100,000), built once

@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 events="${1:-100000}"
 . benches/common.sh
 
-cargo build --release --quiet
+cargo build --release --quiet $lean
 # The bench tools' own binaries, not `cargo bench` around them, so that
 # killing the receiver really stops it.
 bench_bin() {
-  cargo bench --bench "$1" --no-run 2>&1 \
+  cargo bench $lean --bench "$1" --no-run 2>&1 \
     | sed -n "s/.*Executable .*(\(.*$1-[^)]*\)).*/\1/p" | tail -1
 }
 receiver_bin=$(bench_bin bare_receiver)

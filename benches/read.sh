@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 events="${1:-100000}"
 . benches/common.sh
 duckdb=$(duckdb_cli)
-cargo build --release --quiet
+cargo build --release --quiet $lean
 data=$(bench_data "$events")
 uncompressed=$(uncompressed_bytes "$data")
 compressed=$(du -sb "$data" | cut -f1)

@@ -14,9 +14,9 @@ url="amqp://guest:guest@127.0.0.1:5672/%2f"
 exchange="exchange/ghreplay-bench/v1"
 queue="queue/ghreplay-bench/all"
 
-cargo build --release --quiet
-cargo bench --quiet --bench amqp_bare --no-run 2>/dev/null
-bare() { cargo bench --quiet --bench amqp_bare -- "$@" 2>/dev/null; }
+cargo build --release --quiet $lean
+cargo bench --quiet $lean --bench amqp_bare --no-run 2>/dev/null
+bare() { cargo bench --quiet $lean --bench amqp_bare -- "$@" 2>/dev/null; }
 data=$(bench_data "$events")
 events_file=$(mktemp); trap 'rm -f "$events_file"' EXIT
 "$bin" --archive "$data" cat -q > "$events_file"

@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
+cargo build --release --quiet $lean
 # Run the baseline's own binary, not `cargo bench` around it, so that
 # killing it really stops the server.
-bare_bin=$(cargo bench --bench bare_receiver --no-run 2>&1 \
+bare_bin=$(cargo bench $lean --bench bare_receiver --no-run 2>&1 \
   | sed -n 's/.*Executable .*(\(.*bare_receiver-[^)]*\)).*/\1/p' | tail -1)
 [ -x "$bare_bin" ] || { echo "serve.sh: cannot find the bare_receiver bench binary" >&2; exit 2; }
 bin="$CARGO_TARGET_DIR/release/ghreplay"

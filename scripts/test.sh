@@ -27,8 +27,13 @@ if [ ! -d tests/octokit/node_modules/@octokit/webhooks ]; then
   echo "test.sh: installing @octokit/webhooks (npm)" >&2
   npm ci --prefix tests/octokit --silent --no-audit --no-fund
 fi
-if ! command -v openssl >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+# stunnel terminates TLS in front of RabbitMQ for the amqps:// test.
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v stunnel >/dev/null || need+=(stunnel4)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the republish tests.

@@ -80,12 +80,14 @@ pub enum Command {
     ///
     /// Without --public-only every event is loaded, with the privacy
     /// filter's verdict in the column `public`.
+    #[cfg(feature = "duckdb")]
     Load(LoadArgs),
     /// Ask a DuckDB database (or an archive, read into memory) a question:
     /// a canned query (--list shows them), a FILE.sql, or SQL.
     ///
     /// The canned queries read the view in_range, which --since/--until
     /// bound; your own SQL may read in_range or the table deliveries.
+    #[cfg(feature = "duckdb")]
     Query(QueryArgs),
     /// Print the Snowflake SQL for these archives (it does not connect):
     /// SnowAlert's stage, landing table and pipe, or a range's backfill.
@@ -260,8 +262,9 @@ pub struct RepublishArgs {
     pub resume: bool,
     /// Messages sent and not yet confirmed at once, for every target (AMQP
     /// confirms, SNS batches, HTTP requests in flight); default 1000, 32 for
-    /// HTTP. A run killed at any moment sends at most twice this many events
-    /// again when resumed.
+    /// HTTP. A run killed at any moment sends at most three times this many
+    /// events again when resumed (those on the wire, those confirmed behind
+    /// a slower answer, and those settled but not yet saved).
     #[arg(long, value_name = "N")]
     pub confirm_window: Option<usize>,
     /// How long to keep retrying what may pass (a lost broker, a failing
@@ -278,6 +281,11 @@ pub struct RepublishArgs {
     /// whose secret differs, or records that had none).
     #[arg(long, value_name = "FILE")]
     pub sign_secret_file: Option<std::path::PathBuf>,
+    /// `amqps://` and `https://`: also trust the certificate authorities in
+    /// this PEM file (a broker or receiver with a private CA). The
+    /// system's roots and SSL_CERT_FILE are trusted either way.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// HTTP: how long one request may take, GitHub's own limit by default.
     #[arg(long, default_value = "10s", value_name = "SPAN")]
     pub timeout: String,
@@ -326,6 +334,10 @@ pub struct ServeArgs {
     /// Forward events the privacy filter holds back too.
     #[arg(long)]
     pub forward_include_private: bool,
+    /// `amqps://` and `https://` forward targets: also trust the
+    /// certificate authorities in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub forward_ca_file: Option<std::path::PathBuf>,
     /// Stream name in archive object names.
     #[arg(long, default_value = "ghreplay")]
     pub stream: String,
@@ -335,17 +347,44 @@ pub struct ServeArgs {
     /// ...or past this age.
     #[arg(long, default_value = "300s", value_name = "SPAN")]
     pub roll_age: String,
+    /// How long a client may take to send a whole request head, counted
+    /// from when the server is ready for it (so it also closes an idle
+    /// keep-alive connection). GitHub sends its head at once.
+    #[arg(long, default_value = "10s", value_name = "SPAN")]
+    pub header_timeout: String,
+    /// How long a request body may take to arrive once its head is read
+    /// (408 after that). GitHub gives up on an answer after 10 s, so a
+    /// slower body is never GitHub's.
+    #[arg(long, default_value = "20s", value_name = "SPAN")]
+    pub body_timeout: String,
+    /// Client connections open at once; past it, each new client is still
+    /// accepted and the connection sending slowest is cut. Default: the
+    /// open-file limit (raised to its hard limit at start) less 128, at
+    /// most 10000.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to
+    /// finish before their connections are cut; the archive is flushed
+    /// (and uploaded) either way.
+    #[arg(long, default_value = "15s", value_name = "SPAN")]
+    pub shutdown_grace: String,
     /// How long a delivery id is remembered against redelivery (GitHub
     /// redelivers for 3 days); the archive of that span is read at startup.
     #[arg(long, default_value = "72h", value_name = "SPAN")]
     pub dedupe_window: String,
 }
 
+#[cfg(feature = "duckdb")]
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// The DuckDB database file; made, with its schema, if missing.
     #[arg(long, default_value = crate::db::DEFAULT_FILE, value_name = "FILE")]
     pub db: std::path::PathBuf,
+    /// Commit every this many bytes of payload loaded (default 1 GiB): a
+    /// load killed part way keeps what it committed, and a rerun adds
+    /// exactly the rest.
+    #[arg(long, default_value_t = crate::sink::database::COMMIT_BYTES, value_name = "BYTES")]
+    pub commit_every: usize,
     /// DuckDB's memory limit (512MB, 2GB...); default DuckDB's own, 80% of RAM.
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<String>,
@@ -353,6 +392,7 @@ pub struct LoadArgs {
     pub events: EventArgs,
 }
 
+#[cfg(feature = "duckdb")]
 #[derive(Debug, Args)]
 #[command(
     after_help = "Where the rows come from: --db FILE; else, when --archive (or \

@@ -9,13 +9,17 @@ pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "duckdb")]
 pub mod db;
 pub mod decode;
 pub mod deliver;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod retry;
 pub mod server;
 pub mod signature;
 pub mod sink;

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[cfg(feature = "duckdb")]
 use crate::db::catalog::Canned;
 use crate::deliver::{DeliveryCounts, Refused};
 use crate::pipeline::Summary;
 use crate::sink::count::CountSink;
+#[cfg(feature = "duckdb")]
 use crate::sink::database::LoadCounts;
 use crate::source::{Plan, Skipped};
 
@@ -294,6 +296,7 @@ pub fn delivery(target: &str, c: &DeliveryCounts, refused: &[Refused], include_p
 }
 
 /// What `load` did, after the read summary.
+#[cfg(feature = "duckdb")]
 pub fn loaded(db: &str, c: LoadCounts) {
     let _ = writeln!(
         io::stderr().lock(),
@@ -304,6 +307,7 @@ pub fn loaded(db: &str, c: LoadCounts) {
 }
 
 /// `query --list`: each canned query and what it answers.
+#[cfg(feature = "duckdb")]
 pub fn canned_list(out: &mut impl Write, canned: &[Canned]) -> io::Result<()> {
     let width = canned.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in canned {

@@ -129,28 +129,68 @@ fn spawn_decoding(
         let mut decoded = fetched
             .map(|(o, bytes)| {
                 let selection = selection.clone();
+                let (key, time) = (o.key.clone(), Some(o.name.written_at));
                 let (done, result) = oneshot::channel();
                 rayon::spawn(move || {
-                    let time = Some(o.name.written_at);
-                    let obj = match bytes {
-                        Ok(bytes) => decode::decode_object(o.key, time, bytes, &opts),
-                        Err(e) => {
-                            DecodedObject::failed(o.key, time, DecodeError::Fetch(e.to_string()))
-                        }
-                    };
-                    let verdicts = filter::classify(&obj, &selection);
-                    let _ = done.send((obj, verdicts));
+                    // A panic here (a decoder bug on hostile bytes) fails
+                    // this object, reported with its key; it must neither
+                    // abort the process nor end the output early.
+                    let decoded =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            let obj = match bytes {
+                                Ok(bytes) => {
+                                    #[cfg(test)]
+                                    tests::maybe_panic(&o.key);
+                                    decode::decode_object(o.key, time, bytes, &opts)
+                                }
+                                Err(e) => DecodedObject::failed(
+                                    o.key,
+                                    time,
+                                    DecodeError::Fetch(e.to_string()),
+                                ),
+                            };
+                            let verdicts = filter::classify(&obj, &selection);
+                            (obj, verdicts)
+                        }));
+                    let _ = done.send(decoded.map_err(|p| panic_message(&*p)));
                 });
-                result
+                async move {
+                    match result.await {
+                        Ok(Ok(item)) => item,
+                        Ok(Err(message)) => failed(key, time, message),
+                        Err(_) => failed(
+                            key,
+                            time,
+                            "the decode worker ended without an answer".into(),
+                        ),
+                    }
+                }
             })
             .buffered(decode_jobs);
-        while let Some(Ok(item)) = decoded.next().await {
+        while let Some(item) = decoded.next().await {
             if tx.send(item).await.is_err() {
                 break; // the consumer stopped (output closed)
             }
         }
     });
     rx
+}
+
+/// An object whose decoding panicked: failed, with no events.
+fn failed(key: String, time: Option<chrono::DateTime<chrono::Utc>>, message: String) -> Classified {
+    tracing::error!(object = %key, %message, "decoding panicked; the object is reported as failed");
+    (
+        DecodedObject::failed(key, time, DecodeError::Panic(message)),
+        Vec::new(),
+    )
+}
+
+/// What a panic said, when it said it as a string.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// Runs the read path into `sink`. A sink error stops the run; what was read
@@ -198,4 +238,77 @@ pub async fn run<S: Sink + 'static>(
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ReadConfig;
+    use crate::model::{ArchiveLocation, Dedupe, Selection};
+    use crate::sink::count::CountSink;
+
+    /// Objects of this stream panic in decoding, in test builds only.
+    const PANIC_STREAM: &str = "inject-a-panic";
+
+    pub(super) fn maybe_panic(key: &str) {
+        assert!(
+            !key.contains(PANIC_STREAM),
+            "a decoder bug, injected by a test"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_decoder_panic_fails_its_object_and_the_run_reads_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = dir.path().join("2026/01/15/10");
+        std::fs::create_dir_all(&hour).unwrap();
+        let record = |id: &str| {
+            format!(r#"{{"body":{{"zen":"z","hook_id":1}},"event":"ping","request_id":"{id}"}}"#)
+        };
+        for (minute, stream, id) in [
+            (0, "github-webhooks", "before"),
+            (1, PANIC_STREAM, "lost"),
+            (2, "github-webhooks", "after"),
+        ] {
+            let name = format!(
+                "{stream}-1-2026-01-15-10-0{minute}-00-3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5{minute}"
+            );
+            std::fs::write(hour.join(name), record(id)).unwrap();
+        }
+        let location = ArchiveLocation::Local {
+            dir: dir.path().to_owned(),
+            prefix: String::new(),
+        };
+        let cfg = ReadConfig {
+            archive: location.clone(),
+            endpoint_url: None,
+            selection: Selection::default(),
+            dedupe: Dedupe::Off,
+            fetch_jobs: 2,
+            decode: decode::DecodeOptions::default(),
+        };
+        let store = Store::open(&location, None).await.unwrap();
+        let plan = crate::source::plan(&store, &cfg.selection.time)
+            .await
+            .unwrap();
+        assert_eq!(plan.objects.len(), 3);
+
+        let f = run(store, plan, &cfg, CountSink::default(), ())
+            .await
+            .unwrap();
+
+        assert_eq!(f.sink.total, 2, "the objects around the panic are read");
+        assert_eq!(f.summary.objects, 3);
+        assert_eq!(f.summary.corrupt_objects, 1);
+        let [problem] = &f.summary.problems[..] else {
+            panic!("one problem: {:?}", f.summary.problems)
+        };
+        assert!(problem.key.contains(PANIC_STREAM), "{}", problem.key);
+        assert!(
+            matches!(&problem.error, DecodeError::Panic(m) if m.contains("injected by a test")),
+            "{:?}",
+            problem.error
+        );
+        assert!(f.summary.input_skipped(), "exit status 3");
+    }
 }

@@ -10,7 +10,8 @@ use crate::sink::database::DatabaseSink;
 pub async fn run(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<Outcome> {
     let cfg = config::events_config(global, &args.events)?;
     let database = Database::File(args.db.clone());
-    let sink = DatabaseSink::new(database.open_for_load(args.memory_limit.as_deref())?)?;
+    let sink = DatabaseSink::new(database.open_for_load(args.memory_limit.as_deref())?)?
+        .commit_every(args.commit_every);
     let (summary, sink, result) = super::read_into(global, &cfg, sink).await?;
     if !global.quiet {
         output::summary("load", &summary);

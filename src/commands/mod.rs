@@ -2,7 +2,9 @@
 
 mod cat;
 mod list;
+#[cfg(feature = "duckdb")]
 mod load;
+#[cfg(feature = "duckdb")]
 mod query;
 mod republish;
 mod serve;
@@ -58,6 +60,14 @@ impl Outcome {
     }
 }
 
+/// `--ca-file`'s certificates (PEM), read once at start.
+fn read_ca_file(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|p| {
+        std::fs::read_to_string(p).with_context(|| format!("reading --ca-file {}", p.display()))
+    })
+    .transpose()
+}
+
 /// The exit status for errors (bad flags, unreachable archive, I/O).
 pub const EXIT_ERROR: u8 = 2;
 
@@ -83,7 +93,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::List(args) => list::run(&cli.global, &args).await,
         Command::Cat(args) => cat::run(&cli.global, &args).await,
+        #[cfg(feature = "duckdb")]
         Command::Load(args) => load::run(&cli.global, &args).await,
+        #[cfg(feature = "duckdb")]
         Command::Query(args) => query::run(&cli.global, &args).await,
         Command::Republish(args) => republish::run(&cli.global, &args).await,
         Command::Serve(args) => serve::run(&cli.global, &args).await,

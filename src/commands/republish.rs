@@ -74,6 +74,7 @@ pub async fn run(global: &GlobalArgs, args: &RepublishArgs) -> anyhow::Result<Ou
         timeout,
         window,
         retry: RetryPolicy::new(retry_for),
+        ca_pem: super::read_ca_file(args.ca_file.as_deref())?,
     };
     let mut sink = deliver::connect(&target, &opts, ledger).await?;
     // Created only once the target has answered the healthcheck, so a
@@ -177,7 +178,7 @@ fn open_checkpoint(
         _ => {}
     }
     let identity = identity(cfg, target);
-    let bound = 2 * window as u64;
+    let bound = crate::deliver::ledger::resend_bound(window);
     let resumed = match (&args.checkpoint, args.resume) {
         (Some(path), true) => Some(CheckpointFile::resume(path, &identity)?),
         _ => None,

@@ -17,7 +17,7 @@ use crate::pipeline;
 use crate::server::forward::{self, ForwardTarget, Forwarder};
 use crate::server::metrics::Metrics;
 use crate::server::writer::{ArchiveWriter, WriterConfig};
-use crate::server::{self, upload, AppState, Auth, DeliveryIndex};
+use crate::server::{self, conn, upload, AppState, Auth, DeliveryIndex};
 use crate::signature::{self, Secret};
 use crate::sink::{Sink, SinkError};
 use crate::source::{self, Store};
@@ -30,6 +30,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     };
     let roll_age = span("--roll-age", &args.roll_age)?;
     let dedupe_window = span("--dedupe-window", &args.dedupe_window)?;
+    let limits = client_limits(args, &span)?;
     let auth = auth(args)?;
     if !args.path.starts_with('/') {
         bail!("--path {:?} must start with /", args.path);
@@ -86,6 +87,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         index,
         metrics,
         forward,
+        body_timeout: limits.body_timeout,
     });
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -97,14 +99,21 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         args.path,
         known.len()
     );
-    server::serve(
+    let stopped = server::serve(
         listener,
         state.clone(),
         &args.path,
         dedupe_window,
+        limits,
         shutdown_signal(),
     )
-    .await?;
+    .await;
+    if stopped.cut > 0 {
+        eprintln!(
+            "ghreplay serve: cut {} connection(s) still open after --shutdown-grace {}; none had been answered 2xx",
+            stopped.cut, args.shutdown_grace
+        );
+    }
     // Closing the writer completes the open object and ends the hand-off
     // channel, so the uploader finishes once the queue is uploaded.
     state.writer.close().await;
@@ -116,6 +125,38 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     }
     eprintln!("ghreplay serve: stopped; every acknowledged delivery is on disk");
     Ok(Outcome::Done)
+}
+
+/// What bounds each client, from the flags; the open-file limit is raised
+/// first, and the figures logged.
+fn client_limits(
+    args: &ServeArgs,
+    span: &impl Fn(&str, &str) -> anyhow::Result<std::time::Duration>,
+) -> anyhow::Result<conn::Limits> {
+    let open_files = conn::raise_open_files();
+    let limits = conn::Limits {
+        header_timeout: span("--header-timeout", &args.header_timeout)?,
+        body_timeout: span("--body-timeout", &args.body_timeout)?,
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(|| conn::default_max_connections(open_files)),
+        shutdown_grace: span("--shutdown-grace", &args.shutdown_grace)?,
+    };
+    if limits.max_connections as u64 >= open_files {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files,
+            "--max-connections is not below the open-file limit: accepting can fail with `Too many open files`"
+        );
+    }
+    tracing::info!(
+        open_files,
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_timeout.as_secs_f64(),
+        body_timeout_s = limits.body_timeout.as_secs_f64(),
+        "client bounds"
+    );
+    Ok(limits)
 }
 
 /// The archive, and where records are written durably under the same keys:
@@ -189,6 +230,7 @@ fn forward_targets(
         timeout: crate::deliver::http::DEFAULT_TIMEOUT,
         window: 100,
         retry: RetryPolicy::new(std::time::Duration::from_secs(10)),
+        ca_pem: super::read_ca_file(args.forward_ca_file.as_deref())?,
     };
     let mut out: Vec<(String, ForwardTarget)> = Vec::new();
     for spec in &args.forward {

@@ -38,6 +38,9 @@ pub enum DecodeError {
     },
     #[error("could not be fetched: {0}")]
     Fetch(String),
+    /// A bug met on these bytes; the object is reported, the run goes on.
+    #[error("decoding failed on an internal error ({0}); please report it with this object")]
+    Panic(String),
 }
 
 /// Why one record, read as JSON, is not a delivery.
@@ -157,6 +160,66 @@ pub fn decode_object(
         events,
         problems,
     }
+}
+
+/// The deepest nesting of arrays and objects `serve` takes in a delivery.
+/// GitHub's payloads nest about 10 deep; `serde_json`'s own limit for what it
+/// parses into types is 128.
+pub const MAX_NESTING: usize = 128;
+
+/// Whether `line`, one record as `serve` archives it
+/// ([`crate::archive::Record::to_json_line`]), reads back as one good
+/// delivery: the receiver acknowledges by this, so that whatever it
+/// acknowledges, the read path returns. Stricter than the reader in one
+/// way: nesting past [`MAX_NESTING`] is refused (the reader skips what it
+/// does not need without limit, but DuckDB and consumers may not).
+pub fn check_record(line: &[u8]) -> Result<(), String> {
+    let mut events = Vec::new();
+    let mut problems = Vec::new();
+    split_records(line, &mut events, &mut problems);
+    if let Some(p) = problems.first() {
+        return Err(match p {
+            DecodeError::Record { message, .. } => message.clone(),
+            other => other.to_string(),
+        });
+    }
+    let [event] = &events[..] else {
+        return Err(format!("it reads back as {} records", events.len()));
+    };
+    let payload = match &event.payload {
+        Span::Range(r) => &line[r.clone()],
+        Span::Owned(b) => b,
+    };
+    match nesting(payload) {
+        d if d > MAX_NESTING => Err(format!("nested {d} deep (at most {MAX_NESTING})")),
+        _ => Ok(()),
+    }
+}
+
+/// The deepest nesting of `[` and `{` in JSON text, strings skipped.
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Returns the decompressed bytes, or what could be decompressed and why the
@@ -621,5 +684,101 @@ mod tests {
             "{:?}",
             obj.problems
         );
+    }
+
+    /// JSON values, nested a few levels, with keys and strings that need
+    /// escaping.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(".{0,8}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A payload object as a body, in one of the ways it reaches `serve`.
+    fn body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let object = proptest::collection::btree_map(".{0,8}", json_value(), 0..6)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()));
+        (object, 0..4u8).prop_map(|(v, how)| match how {
+            0 => serde_json::to_vec(&v).unwrap(),
+            1 => serde_json::to_vec_pretty(&v).unwrap(),
+            2 => format!(" {v}\n").into_bytes(),
+            _ => form_urlencoded::Serializer::new(String::new())
+                .append_pair("payload", &v.to_string())
+                .finish()
+                .into_bytes(),
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever `serve` would acknowledge (by [`check_record`]) reads
+        /// back with the body, headers, event and id it was given; and a
+        /// payload object in any of GitHub's encodings is acknowledged.
+        #[test]
+        fn whatever_serve_acknowledges_reads_back_byte_exact(
+            body in body(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            headers in proptest::collection::btree_map("[a-z-]{1,16}", "[ -~]{0,40}", 0..4),
+            event in "[a-z][a-z0-9_]{0,23}",
+            id in "[0-9a-f-]{1,36}",
+        ) {
+            for (body, must_pass) in [(body, true), (noise, false)] {
+                let record = archive::Record {
+                    delivery_id: id.clone(),
+                    event: event.clone(),
+                    received_at: chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+                    headers: headers.clone(),
+                    body,
+                };
+                let line = record.to_json_line();
+                let checked = check_record(&line);
+                if must_pass {
+                    proptest::prop_assert!(checked.is_ok(), "{:?}: {}", checked, String::from_utf8_lossy(&record.body));
+                }
+                if checked.is_err() {
+                    continue;
+                }
+                let obj = decode(&line);
+                proptest::prop_assert!(obj.problems.is_empty(), "{:?}", obj.problems);
+                proptest::prop_assert_eq!(obj.events.len(), 1);
+                let e = &obj.events[0];
+                proptest::prop_assert_eq!(obj.bytes(e.raw_body.as_ref().unwrap()), &record.body[..]);
+                proptest::prop_assert_eq!(e.delivery_id.as_deref(), Some(id.as_str()));
+                proptest::prop_assert_eq!(&e.event, &event);
+                let kept: BTreeMap<String, String> =
+                    serde_json::from_str(e.headers.as_deref().unwrap()).unwrap();
+                proptest::prop_assert_eq!(&kept, &headers);
+            }
+        }
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_only() {
+        assert_eq!(nesting(br#"{"a":[1,{"b":"[[[{{"}]}"#), 3);
+        assert_eq!(nesting(br#"{"a":"\\\"[["}"#), 1);
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let r = archive::Record {
+            delivery_id: "d".into(),
+            event: "push".into(),
+            received_at: chrono::Utc::now(),
+            headers: BTreeMap::new(),
+            body: deep.into_bytes(),
+        };
+        let why = check_record(&r.to_json_line()).unwrap_err();
+        assert!(why.contains("nested 201 deep"), "{why}");
     }
 }

@@ -7,72 +7,38 @@
 //! the oldest task first, so the [`Ledger`]'s checkpoint is one watermark:
 //! every event at or before it was confirmed, refused and listed, or
 //! confirmed by an earlier run.
+//!
+//! The window bounds the messages *on the wire*: a task gives its room back
+//! as soon as its batch is confirmed, whatever older tasks are still doing,
+//! so one slow answer does not idle the rest of the window. What is
+//! confirmed but not yet settled (behind an older, slower batch) is bounded
+//! separately, by [`SETTLE_SLACK`] windows.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable as _};
+use backon::Retryable as _;
 use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::ledger::{DeliveryCounts, Ledger};
+use super::ledger::{DeliveryCounts, Ledger, SETTLE_SLACK};
 use super::{Delivering, Refusal, Refused, SendError, Transport, Verdicts};
 use crate::checkpoint::CheckpointFile;
 use crate::decode::{DecodedObject, Event};
 use crate::model::Position;
+pub use crate::retry::RetryPolicy;
 use crate::sink::{Sink, SinkError};
 
-/// The one retry policy: exponential backoff with jitter from
-/// `min_delay` to `max_delay`, honouring a wait the target asks for, for
-/// at most `retry_for` from a batch's first failure.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub retry_for: Duration,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    #[must_use]
-    pub fn new(retry_for: Duration) -> Self {
-        Self {
-            retry_for,
-            min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-
-    fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-    }
-
-    /// The wait before the next try, or `None` to give up: at least what
-    /// the target asked for (`Retry-After`), and never past `deadline`.
-    #[must_use]
-    pub fn next_wait(
-        &self,
-        error: &SendError,
-        backoff: Option<Duration>,
-        deadline: Instant,
-    ) -> Option<Duration> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let asked = match error {
-            SendError::Passing {
-                retry_after: Some(r),
-                ..
-            } => *r,
-            _ => Duration::ZERO,
-        };
-        if left.is_zero() || asked > left {
-            return None;
-        }
-        Some(backoff?.max(asked).min(left))
+/// The wait a passing failure asked for (HTTP `Retry-After`).
+fn asked(e: &SendError) -> Duration {
+    match e {
+        SendError::Passing {
+            retry_after: Some(r),
+            ..
+        } => *r,
+        _ => Duration::ZERO,
     }
 }
 
@@ -126,8 +92,10 @@ pub struct Engine<T: Transport> {
     rt: Handle,
     transport: Arc<T>,
     policy: RetryPolicy,
-    /// Messages started and not yet settled, at most.
+    /// Messages on the wire (started, not yet confirmed), at most.
     window: usize,
+    /// The window's room: a batch's task holds one permit per message.
+    room: Arc<Semaphore>,
     batch: Vec<Slot<T::Message>>,
     batch_bytes: usize,
     in_flight: VecDeque<Flight>,
@@ -146,6 +114,7 @@ impl<T: Transport> Engine<T> {
             transport: Arc::new(transport),
             policy,
             window: window.max(1),
+            room: Arc::new(Semaphore::new(window.max(1))),
             batch: Vec::new(),
             batch_bytes: 0,
             in_flight: VecDeque::new(),
@@ -162,7 +131,7 @@ impl<T: Transport> Engine<T> {
             return Ok(());
         }
         let n = self.batch.len();
-        while self.unsettled > 0 && self.unsettled + n > self.window {
+        while self.unsettled > 0 && self.unsettled + n > self.window * SETTLE_SLACK {
             self.settle_front().await?;
         }
         let mut slots = Vec::with_capacity(n);
@@ -180,14 +149,19 @@ impl<T: Transport> Engine<T> {
         let task = if messages.is_empty() {
             None
         } else {
+            // A batch larger than the window takes the whole window.
+            let want = messages.len().min(self.window) as u32;
+            let Ok(permit) = self.room.clone().acquire_many_owned(want).await else {
+                unreachable!("the engine never closes its semaphore")
+            };
             self.ledger.counts.sent += messages.len() as u64;
             let first = self.transport.start(messages.clone()).await;
-            Some(tokio::spawn(confirm(
-                self.transport.clone(),
-                first,
-                messages,
-                self.policy,
-            )))
+            let (transport, policy) = (self.transport.clone(), self.policy);
+            Some(tokio::spawn(async move {
+                let outcome = confirm(transport, first, messages, policy).await;
+                drop(permit);
+                outcome
+            }))
         };
         self.unsettled += n;
         self.in_flight.push_back(Flight { slots, task });
@@ -363,7 +337,7 @@ async fn confirm<T: Transport>(
         .retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|e| matches!(e, SendError::Passing { .. }))
-        .adjust(|e, backoff| policy.next_wait(e, backoff, deadline))
+        .adjust(|e, backoff| policy.next_wait(asked(e), backoff, deadline))
         .notify(|e, wait| {
             tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "sending again");
         })
@@ -454,45 +428,5 @@ impl<T: Transport> Delivering for Engine<T> {
     }
     fn attach(&mut self, checkpoint: CheckpointFile) {
         self.ledger.attach(checkpoint);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn passing(retry_after: Option<Duration>) -> SendError {
-        SendError::Passing {
-            source: Arc::new(super::super::Message("503".into())),
-            retry_after,
-        }
-    }
-
-    #[test]
-    fn a_wait_asked_for_is_honoured_and_capped_by_the_retry_time() {
-        let p = RetryPolicy::new(Duration::from_secs(60));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let backoff = Some(Duration::from_millis(250));
-        assert_eq!(
-            p.next_wait(&passing(Some(Duration::from_secs(3))), backoff, deadline),
-            Some(Duration::from_secs(3)),
-            "Retry-After over the backoff"
-        );
-        let w = p.next_wait(&passing(None), backoff, deadline).unwrap();
-        assert_eq!(w, Duration::from_millis(250), "the backoff alone");
-        assert_eq!(
-            p.next_wait(&passing(Some(Duration::from_secs(31))), backoff, deadline),
-            None,
-            "a wait past the retry time gives up now"
-        );
-        let big = p
-            .next_wait(&passing(None), Some(Duration::from_secs(300)), deadline)
-            .unwrap();
-        assert!(big <= Duration::from_secs(30), "never past the deadline");
-        assert_eq!(
-            p.next_wait(&passing(None), backoff, Instant::now()),
-            None,
-            "time is up"
-        );
     }
 }

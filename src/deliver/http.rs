@@ -51,6 +51,8 @@ pub struct HttpConfig {
     pub sign_secret: Option<Secret>,
     /// For the whole exchange: connect, send, and the answer's head.
     pub timeout: Duration,
+    /// Certificate authorities (PEM) to trust besides the system's.
+    pub ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("url", &redact_url(&self.url))
             .field("sign_secret", &self.sign_secret)
             .field("timeout", &self.timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "(PEM)"))
             .finish()
     }
 }
@@ -103,7 +106,7 @@ impl Http {
         let shown = redact_url(&cfg.url);
         let unusable = |why: String| TargetError::Unusable(format!("cannot use {shown}: {why}"));
         let (uri, authorization) = split_credentials(&cfg.url).map_err(&unusable)?;
-        let mut connector = https_connector().map_err(&unusable)?;
+        let mut connector = https_connector(cfg.ca_pem.as_deref()).map_err(&unusable)?;
         let probe = tokio::time::timeout(cfg.timeout, connector.call(uri.clone())).await;
         match probe {
             Ok(Ok(_connection)) => {}
@@ -127,13 +130,19 @@ impl Http {
     }
 }
 
-/// Native roots (and `SSL_CERT_FILE`), TLS through rustls with aws-lc-rs.
-fn https_connector() -> Result<HttpsConnector<HttpConnector>, String> {
+/// Native roots (and `SSL_CERT_FILE`) and `ca_pem`'s, TLS through rustls
+/// with aws-lc-rs.
+fn https_connector(ca_pem: Option<&str>) -> Result<HttpsConnector<HttpConnector>, String> {
+    use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
         // A certificate the store cannot take is left out, as browsers do.
         let _ = roots.add(cert);
+    }
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.unwrap_or("").as_bytes()) {
+        let cert = cert.map_err(|e| format!("--ca-file: {e}"))?;
+        roots.add(cert).map_err(|e| format!("--ca-file: {e}"))?;
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),

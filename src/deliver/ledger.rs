@@ -71,10 +71,23 @@ pub struct Ledger {
     pub counts: DeliveryCounts,
 }
 
+/// How many windows of messages may wait, confirmed, behind the oldest
+/// unconfirmed batch (the engine stops starting new ones past it).
+pub const SETTLE_SLACK: usize = 2;
+
+/// The most events a run killed at any moment has sent past its saved
+/// checkpoint, which a resumed run sends again: those not yet settled
+/// ([`SETTLE_SLACK`] windows) and up to a window settled but not yet saved.
+#[must_use]
+pub const fn resend_bound(window: usize) -> u64 {
+    let window = if window == 0 { 1 } else { window };
+    ((SETTLE_SLACK + 1) * window) as u64
+}
+
 impl Ledger {
-    /// `window`: how many messages may be unconfirmed at once; the
+    /// `window`: how many messages may be on the wire at once; the
     /// checkpoint is saved at least every `window` confirmations, so a run
-    /// killed at any moment re-sends at most `2 * window` events.
+    /// killed at any moment re-sends at most [`resend_bound`] events.
     #[must_use]
     pub fn new(
         checkpoint: Option<CheckpointFile>,
@@ -85,7 +98,7 @@ impl Ledger {
         let resume_after = checkpoint
             .as_ref()
             .and_then(|c| c.state.confirmed_through.clone());
-        // The bound the stopped run recorded (its confirm window, doubled);
+        // The bound the stopped run recorded ([`resend_bound`] of its window);
         // this run records its own.
         let mut checkpoint = checkpoint;
         let resumed_bound = checkpoint
@@ -93,7 +106,7 @@ impl Ledger {
             .filter(|c| c.state.confirmed_through.is_some() || c.state.confirmed > 0)
             .map_or(0, |c| c.state.unconfirmed_bound);
         if let Some(c) = checkpoint.as_mut() {
-            c.state.unconfirmed_bound = 2 * window.max(1) as u64;
+            c.state.unconfirmed_bound = resend_bound(window);
         }
         Self {
             checkpoint,

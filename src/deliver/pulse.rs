@@ -33,6 +33,9 @@ pub struct PulseConfig {
     pub declare: bool,
     /// Ask the broker to return messages no queue takes, and fail on them.
     pub mandatory: bool,
+    /// `amqps://`: certificate authorities (PEM) to trust besides the
+    /// system's.
+    pub ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for PulseConfig {
@@ -273,17 +276,30 @@ async fn open(cfg: &PulseConfig) -> Result<(Connection, Channel), lapin::Error> 
     // The process id lets an operator (or a test) find this connection.
     let name = format!("ghreplay (pid {})", std::process::id());
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    let conn = tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&cfg.url, props),
-    )
-    .await
-    .map_err(|_| {
-        io_error(
-            std::io::ErrorKind::TimedOut,
-            "connecting timed out after 10 s",
-        )
-    })??;
+    let connecting = async {
+        match &cfg.ca_pem {
+            None => Connection::connect(&cfg.url, props).await,
+            Some(pem) => {
+                lapin::DefaultConnectionBuilder::new()?
+                    .with_uri_str(cfg.url.clone())
+                    .with_properties(props)
+                    .with_tls_config(lapin::tcp::OwnedTLSConfig {
+                        identity: None,
+                        cert_chain: Some(pem.clone()),
+                    })
+                    .connect()
+                    .await
+            }
+        }
+    };
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| {
+            io_error(
+                std::io::ErrorKind::TimedOut,
+                "connecting timed out after 10 s",
+            )
+        })??;
     let ch = conn.create_channel().await?;
     ch.exchange_declare(
         cfg.exchange.as_str().into(),
@@ -316,6 +332,7 @@ mod tests {
             exchange: "x".into(),
             declare: false,
             mandatory: false,
+            ca_pem: None,
         };
         assert!(!format!("{cfg:?}").contains("s3cret"));
     }

@@ -92,6 +92,9 @@ pub struct TargetOptions {
     /// Messages unconfirmed at once.
     pub window: usize,
     pub retry: RetryPolicy,
+    /// `amqps://` and `https://`: certificate authorities (PEM) to trust
+    /// besides the system's (`--ca-file`).
+    pub ca_pem: Option<String>,
 }
 
 /// Connects `target` (its healthcheck runs here, before anything is read)
@@ -109,6 +112,7 @@ pub async fn connect(
                 exchange: opts.exchange.clone(),
                 declare: opts.declare,
                 mandatory: opts.mandatory,
+                ca_pem: opts.ca_pem.clone(),
             })
             .await?;
             Box::new(Engine::new(pulse, ledger, window, retry))
@@ -126,6 +130,7 @@ pub async fn connect(
                 url: url.clone(),
                 sign_secret: opts.sign_secret.clone(),
                 timeout: opts.timeout,
+                ca_pem: opts.ca_pem.clone(),
             })
             .await?;
             Box::new(Engine::new(http, ledger, window, retry))

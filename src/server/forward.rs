@@ -558,6 +558,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             window: 100,
             retry: RetryPolicy::new(Duration::from_secs(10)),
+            ca_pem: None,
         }
     }
 

@@ -11,15 +11,17 @@ const BUCKETS: [f64; 10] = [
 ];
 
 /// Reasons a delivery is rejected; each has its own counter.
-pub const REJECT_REASONS: [&str; 8] = [
+pub const REJECT_REASONS: [&str; 10] = [
     "signature_missing",
     "signature_sha1_only",
     "signature_malformed",
     "signature_mismatch",
     "missing_headers",
+    "bad_event",
     "content_type",
     "bad_body",
     "too_large",
+    "body_timeout",
 ];
 
 /// One `--forward` target's position behind the archive.
@@ -42,6 +44,12 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     pub forward_failures: AtomicU64,
     pub forward_held_private: AtomicU64,
+    pub connections_opened: AtomicU64,
+    pub connections_closed: AtomicU64,
+    /// Connections cut to make room for a new client (`--max-connections`).
+    pub connections_shed: AtomicU64,
+    /// Connections closed for sending no complete request head in time.
+    pub connection_timeouts: AtomicU64,
     rejected: [AtomicU64; REJECT_REASONS.len()],
     flush_buckets: [AtomicU64; BUCKETS.len()],
     flush_count: AtomicU64,
@@ -71,12 +79,9 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    #[must_use]
-    pub fn render(&self) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut out = String::new();
-        for (name, help, c) in [
+    /// Every plain counter: its name, its help text, and its value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 10] {
+        [
             (
                 "ghreplay_received_total",
                 "Webhook requests received.",
@@ -112,7 +117,30 @@ impl Metrics {
                 "Deliveries the privacy filter kept from the --forward target.",
                 &self.forward_held_private,
             ),
-        ] {
+            (
+                "ghreplay_connections_total",
+                "Client connections accepted.",
+                &self.connections_opened,
+            ),
+            (
+                "ghreplay_connections_shed_total",
+                "Connections cut at --max-connections to make room for a new client: the one sending slowest.",
+                &self.connections_shed,
+            ),
+            (
+                "ghreplay_header_timeouts_total",
+                "Connections closed for sending no complete request head within --header-timeout (idle keep-alive included).",
+                &self.connection_timeouts,
+            ),
+        ]
+    }
+
+    /// The Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, help, c) in self.counters() {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
@@ -127,6 +155,11 @@ impl Metrics {
                 get(c)
             );
         }
+        let open = get(&self.connections_opened).saturating_sub(get(&self.connections_closed));
+        let _ = writeln!(
+            out,
+            "# HELP ghreplay_connections_open Client connections open now.\n# TYPE ghreplay_connections_open gauge\nghreplay_connections_open {open}"
+        );
         let forward = self
             .forward
             .lock()

@@ -1,8 +1,10 @@
 //! `ghreplay serve`: the live webhook receiver. A delivery is answered 2xx
-//! only once it is durable in the archive; the order of checks is the order
-//! of trust: size, signature (over the raw bytes, before any parsing),
-//! headers, content type, body, then the delivery id.
+//! only once it is durable in the archive, and only if the read path reads
+//! it back as a good record. The order of checks is the order of trust:
+//! size and time ([`conn`]), signature (over the raw bytes, before any
+//! parsing), headers, content type, body, then the delivery id.
 
+pub mod conn;
 pub mod forward;
 mod index;
 pub mod metrics;
@@ -10,13 +12,11 @@ pub mod upload;
 pub mod writer;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +55,23 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `--forward`: archived deliveries are offered to each.
     pub forward: Vec<forward::Forwarder>,
+    /// How long a request body may take to arrive (`--body-timeout`).
+    pub body_timeout: Duration,
+}
+
+/// The longest event name taken; GitHub's longest is under 40.
+const MAX_EVENT_NAME: usize = 64;
+
+/// GitHub's event names: a lower-case ASCII letter, then lower-case
+/// letters, digits (`projects_v2_item`) and underscores. Anything else (a
+/// path, a routing-key wildcard) would reach the archive's readers, Pulse
+/// routing keys and file names.
+fn is_event_name(name: &str) -> bool {
+    name.len() <= MAX_EVENT_NAME
+        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The routes: the webhook at `path`, `/healthz`, `/metrics`, `/openapi.json`.
@@ -95,15 +112,28 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-async fn webhook(
-    State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn webhook(State(s): State<Arc<AppState>>, req: Request) -> Response {
     Metrics::inc(&s.metrics.received);
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    let headers = req.headers().clone();
+    let body = match tokio::time::timeout(s.body_timeout, Bytes::from_request(req, &())).await {
+        Err(_) => {
+            let mut r = reject(
+                &s,
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    s.body_timeout.as_secs_f64()
+                ),
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return reject(
                 &s,
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,12 +141,46 @@ async fn webhook(
                 "body over 25 MB",
             );
         }
-        Err(e) => return reject(&s, StatusCode::BAD_REQUEST, "bad_body", &e.body_text()),
+        Ok(Err(e)) => return reject(&s, StatusCode::BAD_REQUEST, "bad_body", &e.body_text()),
     };
+    match admit(&s.auth, &headers, &body, Utc::now()) {
+        Ok((record, line)) => archive(s, record, line).await,
+        Err(r) => reject(&s, r.status, r.reason, &r.message),
+    }
+}
+
+/// Why a request is not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    /// The `ghreplay_rejected_total` reason.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything `serve` checks about a request whose body has arrived, with
+/// no I/O: the signature, the headers, the content type, and that the read
+/// path reads the record back. Gives the record and its archive line.
+pub fn admit(
+    auth: &Auth,
+    headers: &HeaderMap,
+    body: &[u8],
+    received_at: chrono::DateTime<Utc>,
+) -> Result<(Record, Vec<u8>), Rejection> {
     if let Auth::Secrets {
         secrets,
         allow_sha1,
-    } = &s.auth
+    } = auth
     {
         let sig256 = headers
             .get("x-hub-signature-256")
@@ -124,61 +188,69 @@ async fn webhook(
         let sig1 = headers
             .get("x-hub-signature")
             .map(axum::http::HeaderValue::as_bytes);
-        if let Err(r) = verify::verify(secrets, &body, sig256, sig1, *allow_sha1) {
-            return reject(&s, StatusCode::UNAUTHORIZED, r.label(), &r.to_string());
+        if let Err(r) = verify::verify(secrets, body, sig256, sig1, *allow_sha1) {
+            return Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                r.label(),
+                r.to_string(),
+            ));
         }
     }
     let (Some(event), Some(delivery)) = (
-        header_str(&headers, "x-github-event"),
-        header_str(&headers, "x-github-delivery"),
+        header_str(headers, "x-github-event"),
+        header_str(headers, "x-github-delivery"),
     ) else {
-        return reject(
-            &s,
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             "missing_headers",
             "X-GitHub-Event and X-GitHub-Delivery are required",
-        );
+        ));
     };
-    let content_type = header_str(&headers, "content-type")
+    if !is_event_name(event) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "bad_event",
+            "X-GitHub-Event must be a GitHub event name: lower-case letters, digits and underscores",
+        ));
+    }
+    let content_type = header_str(headers, "content-type")
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase());
-    let payload_ok = match content_type.as_deref() {
-        Some("application/json") => serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
-        Some("application/x-www-form-urlencoded") => form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "payload")
-            .is_some_and(|(_, v)| serde_json::from_str::<serde::de::IgnoredAny>(&v).is_ok()),
-        _ => {
-            return reject(
-                &s,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_type",
-                "Content-Type must be application/json or application/x-www-form-urlencoded",
-            );
-        }
-    };
-    if !payload_ok {
-        return reject(
-            &s,
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            "the payload is not JSON",
-        );
+    if !matches!(
+        content_type.as_deref(),
+        Some("application/json" | "application/x-www-form-urlencoded")
+    ) {
+        return Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "Content-Type must be application/json or application/x-www-form-urlencoded",
+        ));
     }
     let record = Record {
         delivery_id: delivery.to_owned(),
         event: event.to_owned(),
-        received_at: Utc::now(),
+        received_at,
         headers: KEPT_HEADERS
             .iter()
-            .filter_map(|h| header_str(&headers, h).map(|v| ((*h).to_owned(), v.to_owned())))
+            .filter_map(|h| header_str(headers, h).map(|v| ((*h).to_owned(), v.to_owned())))
             .collect::<BTreeMap<_, _>>(),
         body: body.to_vec(),
     };
-    archive(s, record).await
+    // Acknowledge only what the read path reads back: an acknowledged
+    // delivery that cannot be replayed is lost all the same.
+    let line = record.to_json_line();
+    if let Err(why) = crate::decode::check_record(&line) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("the payload cannot be archived as a readable record: {why}"),
+        ));
+    }
+    Ok((record, line))
 }
 
 /// Archives a delivery once, however many times it arrives.
-async fn archive(s: Arc<AppState>, record: Record) -> Response {
+async fn archive(s: Arc<AppState>, record: Record, line: Vec<u8>) -> Response {
     let ok = |status: &str| {
         reply(
             StatusCode::OK,
@@ -205,9 +277,9 @@ async fn archive(s: Arc<AppState>, record: Record) -> Response {
                 // still be settled, or every redelivery of the id would
                 // wait for an outcome that never comes.
                 let task = {
-                    let (s, record) = (s.clone(), record.clone());
+                    let (s, line) = (s.clone(), line.clone());
                     tokio::spawn(async move {
-                        let result = s.writer.write(&record).await;
+                        let result = s.writer.write(line).await;
                         s.index.finish(writing, result.is_ok());
                         if result.is_ok() {
                             Metrics::inc(&s.metrics.archived);
@@ -246,15 +318,17 @@ pub(crate) async fn join(slot: &std::sync::Mutex<Option<std::thread::JoinHandle<
     }
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-/// requests finish, and flushes the archive.
+/// Serves until `shutdown` resolves, then stops accepting, lets requests in
+/// flight finish within the grace period (cutting what is left), and returns.
+/// The caller then flushes the archive.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     path: &str,
     dedupe_window: Duration,
+    limits: conn::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> conn::Stopped {
     let pruner = state.clone();
     let prune = tokio::spawn(async move {
         loop {
@@ -263,12 +337,7 @@ pub async fn serve(
         }
     });
     let app = router(state.clone(), path);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let stopped = conn::serve(listener, app, limits, state.metrics.clone(), shutdown).await;
     prune.abort();
-    result
+    stopped
 }

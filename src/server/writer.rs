@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
-use crate::archive::{self, Record};
+use crate::archive;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -86,13 +86,11 @@ impl ArchiveWriter {
         })
     }
 
-    /// Archives a record; returns once it is durable on disk.
-    pub async fn write(&self, record: &Record) -> Result<(), WriteError> {
+    /// Archives a record, as [`archive::Record::to_json_line`] encodes it; returns
+    /// once it is durable on disk.
+    pub async fn write(&self, line: Vec<u8>) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
-        let job = Job::Write {
-            line: record.to_json_line(),
-            done,
-        };
+        let job = Job::Write { line, done };
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
         wait.await.map_err(|_| WriteError::Stopped)?
     }
@@ -142,7 +140,7 @@ fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
             metrics.observe_flush(started.elapsed());
             if let Err(e) = &result {
                 tracing::error!(error = %e, "archive write failed; deliveries answered 503");
-                complete(cfg, open.take()); // never append after a failed write
+                abandon(cfg, open.take()); // never append after a failed write
             }
             for ack in acks {
                 let _ = ack.send(result.clone().map_err(WriteError::Io));
@@ -163,6 +161,25 @@ fn complete(cfg: &WriterConfig, open: Option<Open>) {
     if let (Some(o), Some(tx)) = (open, &cfg.on_complete) {
         let _ = tx.send(o.path);
     }
+}
+
+/// Sets aside the object a write failed on (a full disk, an I/O error):
+/// the failed write's torn tail is cut off, so that no partial record is
+/// left to read; an object left empty is removed, so that a disk that stays
+/// full makes no flood of empty objects; one with acknowledged records is
+/// complete. The next delivery opens a new object, once there is room.
+fn abandon(cfg: &WriterConfig, open: Option<Open>) {
+    let Some(o) = open else { return };
+    if let Err(e) = o.file.set_len(o.bytes) {
+        tracing::warn!(object = %o.path.display(), error = %e, "could not cut a failed write's tail; the reader will report it");
+    }
+    if o.bytes == 0 {
+        if let Err(e) = fs::remove_file(&o.path) {
+            tracing::warn!(object = %o.path.display(), error = %e, "could not remove an empty object");
+        }
+        return;
+    }
+    complete(cfg, Some(o));
 }
 
 /// Appends `data` to the open object (opening one if needed) and makes it

@@ -25,7 +25,8 @@ const BATCH_BYTES: usize = 32 << 20;
 const BATCH_ROWS: usize = 16 * 1024;
 /// Payload bytes appended before they are committed (a commit is cheap: the
 /// data is mostly written already; it bounds what a killed load loses).
-const COMMIT_BYTES: usize = 1 << 30;
+/// `load --commit-every` sets it.
+pub const COMMIT_BYTES: usize = 1 << 30;
 
 /// What a load did with the events it was given.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -97,6 +98,14 @@ impl DatabaseSink {
             commit_bytes: COMMIT_BYTES,
             counts: LoadCounts::default(),
         })
+    }
+
+    /// Commits every `bytes` of payload instead of every GiB: what a load
+    /// killed part way can lose, against a commit's cost.
+    #[must_use]
+    pub fn commit_every(mut self, bytes: usize) -> Self {
+        self.commit_bytes = bytes.max(1);
+        self
     }
 
     /// The connection back, for querying what was loaded.
@@ -183,7 +192,9 @@ impl Sink for DatabaseSink {
             shape: e.shape.as_str(),
             payload,
         });
-        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= self.batch_rows {
+        if self.batch_bytes >= BATCH_BYTES.min(self.commit_bytes)
+            || self.batch.len() >= self.batch_rows
+        {
             self.write_batch().map_err(SinkError::Database)?;
             if self.pending_bytes >= self.commit_bytes {
                 self.commit(true).map_err(SinkError::Database)?;
@@ -236,7 +247,8 @@ mod tests {
         let conn = Database::Memory.open_for_load(None).unwrap();
         let mut sink = DatabaseSink::new(conn).unwrap();
         sink.batch_rows = 3;
-        sink.commit_bytes = 1; // commit every batch
+        // Commit every batch: three rows' payloads pass it, two do not.
+        sink.commit_bytes = 2 * obj.payload(&obj.events[0]).len() + 1;
         for e in &obj.events {
             sink.accept(&obj, e, true).unwrap();
         }

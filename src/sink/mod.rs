@@ -2,6 +2,7 @@
 //! DuckDB loader. Network targets are in `deliver`, whose engine is a sink too.
 
 pub mod count;
+#[cfg(feature = "duckdb")]
 pub mod database;
 pub mod ndjson;
 
@@ -14,6 +15,7 @@ pub enum SinkError {
     Closed,
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
+    #[cfg(feature = "duckdb")]
     #[error("loading into DuckDB")]
     Database(#[source] crate::db::DbError),
     /// Delivery stopped part way; the checkpoint resumes it.

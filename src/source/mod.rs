@@ -29,8 +29,21 @@ pub enum SourceError {
     Unreachable { endpoint: String, message: String },
     #[error("{what}: {message}")]
     S3 { what: String, message: String },
+    /// May pass: a transfer that broke off part way, a garbled answer,
+    /// throttling that outlasted the SDK's own retries. Retried with the
+    /// project's [`crate::retry::RetryPolicy`], then reported.
+    #[error("{what}: {message}")]
+    Transient { what: String, message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+}
+
+impl SourceError {
+    /// Whether trying again may succeed.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Transient { .. })
+    }
 }
 
 /// One listed object.

@@ -5,6 +5,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
 use super::{Listing, ObjectMeta, SourceError};
+use crate::retry::RetryPolicy;
+
+/// How long a listing or a download that keeps failing in a way that may
+/// pass is tried again, on top of the SDK's own retries of each request.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -16,7 +21,16 @@ pub struct S3Store {
 impl S3Store {
     pub async fn connect(bucket: String, endpoint_url: Option<&str>) -> Self {
         let shared = crate::aws::sdk_config(endpoint_url, None).await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared)
+            // Throttling (503 SlowDown), 5xx and resets: each request is
+            // tried up to 6 times, with jittered exponential backoff up to
+            // 5 s. (SNS is left to the delivery engine's own retries.)
+            .retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(std::time::Duration::from_millis(250))
+                    .with_max_backoff(std::time::Duration::from_secs(5)),
+            );
         let endpoint = endpoint_url
             .map(str::to_owned)
             .or_else(|| shared.endpoint_url().map(str::to_owned));
@@ -43,9 +57,24 @@ impl S3Store {
                     message: crate::aws::causes(e),
                 }
             }
+            // An answer cut short or garbled on the way.
+            SdkError::ResponseError(_) => {
+                return SourceError::Transient {
+                    what,
+                    message: crate::aws::causes(e),
+                }
+            }
             SdkError::ServiceError(s) => match s.err().code() {
                 Some("NoSuchBucket") => {
                     return SourceError::NoArchive(format!("s3://{} (no such bucket)", self.bucket))
+                }
+                Some(
+                    code @ ("SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"),
+                ) => {
+                    return SourceError::Transient {
+                        what,
+                        message: format!("{code}: {}", s.err().message().unwrap_or("")),
+                    }
                 }
                 Some(code) => format!("{code}: {}", s.err().message().unwrap_or("")),
                 None => DisplayErrorContext(e).to_string(),
@@ -64,6 +93,20 @@ impl S3Store {
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing, SourceError> {
+        RetryPolicy::new(RETRY_FOR)
+            .run(
+                &format!("listing s3://{}/{prefix}", self.bucket),
+                || self.list_once(prefix, delimiter),
+                SourceError::is_transient,
+            )
+            .await
+    }
+
+    async fn list_once(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<Listing, SourceError> {
         let mut pages = self
             .client
             .list_objects_v2()
@@ -113,7 +156,19 @@ impl S3Store {
         &self.bucket
     }
 
+    /// Reads one object whole. A body that breaks off part way (which the
+    /// SDK does not retry) is fetched again.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        RetryPolicy::new(RETRY_FOR)
+            .run(
+                &format!("reading s3://{}/{key}", self.bucket),
+                || self.get_once(key),
+                SourceError::is_transient,
+            )
+            .await
+    }
+
+    async fn get_once(&self, key: &str) -> Result<Vec<u8>, SourceError> {
         let what = || format!("reading s3://{}/{key}", self.bucket);
         let out = self
             .client
@@ -123,10 +178,14 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.error(what(), &e))?;
-        let body = out.body.collect().await.map_err(|e| SourceError::S3 {
-            what: what(),
-            message: e.to_string(),
-        })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| SourceError::Transient {
+                what: what(),
+                message: format!("the transfer broke off: {}", crate::aws::causes(&e)),
+            })?;
         Ok(body.into_bytes().to_vec())
     }
 }

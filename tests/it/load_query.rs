@@ -459,3 +459,72 @@ fn query_errors_say_what_to_do_and_exit_statuses_are_documented() {
         13
     );
 }
+
+#[test]
+fn a_load_killed_part_way_keeps_what_it_committed_and_a_rerun_adds_exactly_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    make_archive(
+        &archive,
+        &[
+            "--events",
+            "4000",
+            "--hours",
+            "4",
+            "--seed",
+            "21",
+            "--records-per-object",
+            "100",
+        ],
+    );
+    let archive = archive.to_str().unwrap();
+    let db = dir.path().join("k.duckdb");
+    let wal = dir.path().join("k.duckdb.wal");
+    let mut child = crate::common::bin()
+        .args(["--archive", archive, "load", "--db", db.to_str().unwrap()])
+        .args(["--commit-every", "200000", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a commit of rows reached the write-ahead log (the schema's
+    // own commit is under a kilobyte; each of these is about 200 kB): part
+    // way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&wal).map_or(true, |m| m.len() < 64 * 1024) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the load finished before it could be killed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to commit more
+    child.wait().unwrap();
+
+    let kept = rows(&db, "SELECT count(*) AS n FROM deliveries")[0]["n"]
+        .as_u64()
+        .unwrap();
+    let total = cat_counts(archive).values().sum::<u64>();
+    assert!(kept > 0 && kept < total, "kept {kept} of {total}");
+
+    let out = load(&db, archive, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} rows added to {}, {kept} events were already there",
+            total - kept,
+            db.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        db_counts(&db),
+        cat_counts(archive),
+        "exactly the archive, once"
+    );
+}

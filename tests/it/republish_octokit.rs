@@ -15,72 +15,6 @@ use crate::common::{fixture_archive, ndjson, run, stderr, Server};
 
 const SECRET: &str = "octokit-secret";
 
-/// A CA, and a certificate for 127.0.0.1 signed by it, made with openssl.
-fn certificates(dir: &Path) -> (String, String, String) {
-    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ghreplay test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        &p("leaf.key"),
-        "-out",
-        &p("leaf.csr"),
-    ]);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("leaf.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("leaf.ext"),
-        "-out",
-        &p("leaf.pem"),
-    ]);
-    (p("ca.pem"), p("leaf.pem"), p("leaf.key"))
-}
-
 /// The octokit receiver over HTTPS; its port, and its stdout's lines.
 struct Octokit {
     child: std::process::Child,
@@ -135,7 +69,7 @@ impl Drop for Octokit {
 #[test]
 fn octokits_own_receiver_takes_every_json_delivery_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path());
+    let (ca, cert, key) = crate::common::certificates(dir.path());
     let octokit = Octokit::start(&cert, &key);
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();

@@ -125,3 +125,75 @@ async fn oversize_messages_are_listed_not_dropped_and_a_missing_topic_fails_firs
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_sns_run_resumes_from_its_checkpoint_with_no_gap() {
+    const WINDOW: usize = 50;
+    let moto = Moto::start();
+    let topic = topic_with_queue(&moto).await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    common::make_archive(
+        &archive,
+        &[
+            "--events",
+            "600",
+            "--hours",
+            "2",
+            "--seed",
+            "13",
+            "--records-per-object",
+            "50",
+        ],
+    );
+    let archive = archive.to_str().unwrap();
+    let expected: std::collections::HashSet<String> = ndjson(&common::run(&[
+        "--archive",
+        archive,
+        "cat",
+        "-q",
+        "--public-only",
+    ]))
+    .iter()
+    .map(|l| l["delivery_id"].as_str().unwrap().to_owned())
+    .collect();
+    let cp = dir.path().join("cp.json");
+    let republish = |extra: &[&str]| {
+        let mut c = common::bin();
+        c.env_remove("AWS_PROFILE");
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        c.args(["--archive", archive, "republish", "--to"])
+            .arg(format!("sns:{}", topic.arn))
+            .args(["--confirm-window", &WINDOW.to_string(), "--rate", "200"])
+            .args(["--checkpoint", cp.to_str().unwrap()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut child = republish(&[]).spawn().unwrap();
+    common::wait_for_progress(&cp).await;
+    child.kill().unwrap(); // SIGKILL: no chance to save anything more
+    child.wait().unwrap();
+    let saved: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    assert_eq!(saved["complete"], false, "{saved}");
+
+    let out = republish(&["--resume"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let got = topic.drain().await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|env| {
+            let m: Value = serde_json::from_str(env["Message"].as_str().unwrap()).unwrap();
+            m["request_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let unique: std::collections::HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique, expected, "every public event, nothing else");
+    let twice = ids.len() - unique.len();
+    let bound = ghreplay::deliver::ledger::resend_bound(WINDOW) as usize;
+    assert!(twice <= bound, "{twice} sent twice, bound {bound}");
+}

@@ -276,7 +276,7 @@ fn githubs_test_vector_authenticates_over_http() {
         b"Hello, World!",
     );
     assert_eq!(
-        (r.status, r.body.contains("not JSON")),
+        (r.status, r.body.contains("neither JSON")),
         (400, true),
         "{}",
         r.body

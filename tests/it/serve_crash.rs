@@ -114,12 +114,7 @@ fn sigterm_stops_accepting_finishes_and_flushes() {
         let r = post_delivery(server.port, "ping", &format!("term-{i}"), body);
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    crate::common::signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean stop");
     assert!(

@@ -242,8 +242,24 @@ pub struct Bound {
 
 impl Bound {
     pub async fn new(stem: &str) -> Bound {
+        Self::with_queue_args(stem, lapin::types::FieldTable::default()).await
+    }
+
+    /// A queue that holds at most `n` messages and has the broker nack
+    /// publishes past that (`x-overflow: reject-publish`).
+    pub async fn rejecting_past(stem: &str, n: i64) -> Bound {
+        use lapin::types::{AMQPValue, FieldTable};
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(n));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        Self::with_queue_args(stem, args).await
+    }
+
+    async fn with_queue_args(stem: &str, args: lapin::types::FieldTable) -> Bound {
         use lapin::options::QueueDeclareOptions;
-        use lapin::types::FieldTable;
         let conn = lapin::Connection::connect(
             &amqp_url(RABBIT_PORT),
             lapin::ConnectionProperties::default(),
@@ -255,11 +271,7 @@ impl Bound {
         let queue = unique_name(&format!("queue/ghreplay-test/{stem}"));
         // Not exclusive: it must outlive connections that a test closes.
         channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions::default(),
-                FieldTable::default(),
-            )
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
             .await
             .unwrap();
         let bound = Bound {
@@ -519,16 +531,22 @@ impl Server {
 
     /// As [`Server::start`], for any `--archive` value and extra environment.
     pub fn start_with(archive: &std::ffi::OsStr, extra: &[&str], env: &[(&str, String)]) -> Server {
-        use std::io::BufRead as _;
         let mut cmd = bin();
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .arg("--archive")
+        cmd.arg("--archive")
             .arg(archive)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a `ghreplay serve` command line (or one that wraps it,
+    /// such as `prlimit`), and waits for its "listening on" line.
+    pub fn spawn(mut cmd: Command) -> Server {
+        use std::io::BufRead as _;
+        let mut child = cmd
             .env("GHREPLAY_WEBHOOK_SECRET", SECRET)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -816,4 +834,274 @@ impl Topic {
         }
         out
     }
+}
+
+// ---------------------------------------------------------------------------
+// A fault-injecting HTTP proxy in front of moto
+// ---------------------------------------------------------------------------
+
+/// An HTTP proxy in front of a real S3 server (moto) that injects faults on
+/// request: `503 SlowDown` answers, and object bodies that break off half
+/// way (headers and `Content-Length` as S3 sent them, then a reset).
+pub struct S3Faults {
+    pub endpoint: String,
+    slow_downs: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    cut_bodies: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    served: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl S3Faults {
+    pub fn start(upstream: &str) -> S3Faults {
+        use std::sync::atomic::AtomicU32;
+        use std::sync::Arc;
+        let upstream = upstream.to_owned();
+        let (slow_downs, cut_bodies, served) = (
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(AtomicU32::new(0)),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let faults = (slow_downs.clone(), cut_bodies.clone(), served.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+                let mut stopped = stopped;
+                loop {
+                    let tcp = tokio::select! {
+                        _ = &mut stopped => break,
+                        a = listener.accept() => a.unwrap().0,
+                    };
+                    let (client, upstream, faults) =
+                        (client.clone(), upstream.clone(), faults.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            proxy_one(client.clone(), upstream.clone(), faults.clone(), req)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        S3Faults {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            slow_downs,
+            cut_bodies,
+            served,
+            stop: Some(stop),
+        }
+    }
+
+    /// The next `n` requests are answered `503 SlowDown`.
+    pub fn slow_down(&self, n: u32) {
+        self.slow_downs
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `n` object downloads break off half way.
+    pub fn cut_bodies(&self, n: u32) {
+        self.cut_bodies
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Faults injected so far.
+    pub fn served(&self) -> u32 {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for S3Faults {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+type FaultCounters = (
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+);
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
+    counter
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
+}
+
+type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+async fn proxy_one(
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    upstream: String,
+    (slow_downs, cut_bodies, served): FaultCounters,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<ProxyBody>, std::convert::Infallible> {
+    use http_body_util::BodyExt as _;
+    let full = |status: u16, body: bytes::Bytes, headers: &hyper::HeaderMap| {
+        let mut r = hyper::Response::new(
+            http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        *r.headers_mut() = headers.clone();
+        r
+    };
+    if take_one(&slow_downs) {
+        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("content-type", "application/xml".parse().unwrap());
+        return Ok(full(503, bytes::Bytes::from(body), &headers));
+    }
+    let is_object_get = req.method() == hyper::Method::GET
+        && req.uri().query().is_none_or(|q| !q.contains("list-type"))
+        && req.uri().path().matches('/').count() > 1;
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    let uri: hyper::Uri = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    )
+    .parse()
+    .unwrap();
+    let mut up = hyper::Request::builder().method(parts.method).uri(uri);
+    for (k, v) in &parts.headers {
+        up = up.header(k, v);
+    }
+    let resp = client
+        .request(up.body(http_body_util::Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    if is_object_get && parts.status.is_success() && body.len() > 1 && take_one(&cut_bodies) {
+        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let half = body.slice(..body.len() / 2);
+        // The head and half the body go out (the pause lets hyper flush
+        // them), then the connection breaks: a download cut part way.
+        let frames = futures::stream::unfold(0, move |step| {
+            let half = half.clone();
+            async move {
+                match step {
+                    0 => Some((Ok(hyper::body::Frame::data(half)), 1)),
+                    1 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        Some((
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::ConnectionReset,
+                                "cut by the test",
+                            )),
+                            2,
+                        ))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        let mut r = hyper::Response::new(http_body_util::StreamBody::new(frames).boxed());
+        *r.status_mut() = parts.status;
+        *r.headers_mut() = parts.headers;
+        return Ok(r);
+    }
+    Ok(full(parts.status.as_u16(), body, &parts.headers))
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it, made with openssl.
+pub fn certificates(dir: &Path) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ghreplay test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("leaf.key"),
+        "-out",
+        &p("leaf.csr"),
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("leaf.ext"),
+        "-out",
+        &p("leaf.pem"),
+    ]);
+    (p("ca.pem"), p("leaf.pem"), p("leaf.key"))
+}
+
+/// Sends `signal` (`TERM`, `INT`) to a child process, as `kill -SIGNAL`.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {}", child.id());
 }
