@@ -66,6 +66,8 @@ enum RecordError {
     Checksum,
     #[error("body is neither JSON nor a form with a `payload` field")]
     NoPayload,
+    #[error("not UTF-8 text")]
+    NotUtf8,
 }
 
 impl DecodeError {
@@ -282,6 +284,12 @@ fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
 /// Splits `data` into JSON documents (back to back, newline-delimited, or
 /// both) and turns each into an event; bad stretches become problems.
 fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<DecodeError>) {
+    // serde_json checks UTF-8 only in the strings it parses, not in those
+    // it skips; a record is printed and sent as text, so it must be UTF-8
+    // throughout. The object is checked once, record by record only if
+    // that fails. (Found by fuzzing: a good-looking record whose skipped
+    // field held bytes that are not UTF-8.)
+    let all_utf8 = std::str::from_utf8(data).is_ok();
     let mut pos = skip_whitespace(data, 0);
     while pos < data.len() {
         let mut stream = serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<Fields>();
@@ -296,7 +304,12 @@ fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<Decode
                 Some(Ok(fields)) => {
                     let end = base + stream.byte_offset();
                     let index = events.len() as u32;
-                    match build_event(fields, start..end, data, index) {
+                    let built = if all_utf8 || std::str::from_utf8(&data[start..end]).is_ok() {
+                        build_event(fields, start..end, data, index)
+                    } else {
+                        Err(RecordError::NotUtf8)
+                    };
+                    match built {
                         Ok(event) => events.push(event),
                         Err(reason) => problems.push(DecodeError::Record {
                             offset: start as u64,
@@ -764,6 +777,24 @@ mod tests {
                 proptest::prop_assert_eq!(&kept, &headers);
             }
         }
+    }
+
+    #[test]
+    fn a_record_that_is_not_utf8_is_reported_and_its_neighbours_read() {
+        let mut data = MOZ.as_bytes().to_vec();
+        let bad = MOZ.replace("\"event\"", "\"skipped\": \"\u{1}\", \"event\"");
+        let mut bad = bad.into_bytes();
+        let at = bad.iter().position(|b| *b == 1).unwrap();
+        bad[at] = 0xC8; // a lone lead byte, in a field serde_json skips
+        data.extend_from_slice(&bad);
+        data.extend_from_slice(MOZ.as_bytes());
+        let obj = decode(&data);
+        assert_eq!(obj.events.len(), 2, "{:?}", obj.problems);
+        assert!(
+            obj.problems[0].to_string().contains("not UTF-8"),
+            "{:?}",
+            obj.problems
+        );
     }
 
     #[test]
