@@ -110,7 +110,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     .await;
     if stopped.cut > 0 {
         eprintln!(
-            "ghreplay serve: cut {} connection(s) still open after --shutdown-grace {}; none had been answered 2xx",
+            "ghreplay serve: cut {} connection(s) still open after --shutdown-grace {}; nothing they sent was acknowledged (a write already started still completes, and a redelivery of it is answered as a duplicate)",
             stopped.cut, args.shutdown_grace
         );
     }

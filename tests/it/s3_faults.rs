@@ -1,5 +1,7 @@
-//! The read path when S3 misbehaves: throttling and downloads that break off
-//! part way, injected by a proxy in front of moto (the real wire protocol).
+//! The read path when S3 misbehaves: throttling, and downloads that break
+//! off or stall part way (the SDK's stalled-stream protection ends those
+//! after its grace period), injected by a proxy in front of moto (the real
+//! wire protocol).
 
 use crate::common::{self, ndjson, stderr, unique_name, Moto, S3Faults};
 
@@ -31,7 +33,8 @@ async fn throttling_and_broken_downloads_are_retried_and_nothing_is_skipped() {
 
     let faults = S3Faults::start(&moto.endpoint);
     faults.slow_down(3);
-    faults.cut_bodies(3);
+    faults.cut_bodies(2);
+    faults.stall_bodies(1);
     let out = run(&faults.endpoint);
     assert_eq!(faults.served(), 6, "every fault was met");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

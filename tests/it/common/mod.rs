@@ -842,30 +842,46 @@ impl Topic {
 
 /// An HTTP proxy in front of a real S3 server (moto) that injects faults on
 /// request: `503 SlowDown` answers, and object bodies that break off half
-/// way (headers and `Content-Length` as S3 sent them, then a reset).
+/// way (headers and `Content-Length` as S3 sent them, then a reset) or
+/// stall half way (then nothing, until the client gives up).
 pub struct S3Faults {
     pub endpoint: String,
-    slow_downs: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    cut_bodies: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    served: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    faults: std::sync::Arc<Faults>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Faults still to inject, and how many were.
+#[derive(Default)]
+struct Faults {
+    slow_downs: std::sync::atomic::AtomicU32,
+    cut_bodies: std::sync::atomic::AtomicU32,
+    stall_bodies: std::sync::atomic::AtomicU32,
+    served: std::sync::atomic::AtomicU32,
+}
+
+impl Faults {
+    /// Takes one from `counter` if it is above zero, and counts it served.
+    fn take(&self, counter: &std::sync::atomic::AtomicU32) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let taken = counter
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if taken {
+            self.served.fetch_add(1, SeqCst);
+        }
+        taken
+    }
 }
 
 impl S3Faults {
     pub fn start(upstream: &str) -> S3Faults {
-        use std::sync::atomic::AtomicU32;
-        use std::sync::Arc;
         let upstream = upstream.to_owned();
-        let (slow_downs, cut_bodies, served) = (
-            Arc::new(AtomicU32::new(0)),
-            Arc::new(AtomicU32::new(0)),
-            Arc::new(AtomicU32::new(0)),
-        );
+        let faults = std::sync::Arc::new(Faults::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let faults = (slow_downs.clone(), cut_bodies.clone(), served.clone());
+        let shared = faults.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -884,7 +900,7 @@ impl S3Faults {
                         a = listener.accept() => a.unwrap().0,
                     };
                     let (client, upstream, faults) =
-                        (client.clone(), upstream.clone(), faults.clone());
+                        (client.clone(), upstream.clone(), shared.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             proxy_one(client.clone(), upstream.clone(), faults.clone(), req)
@@ -898,28 +914,35 @@ impl S3Faults {
         });
         S3Faults {
             endpoint: format!("http://127.0.0.1:{port}"),
-            slow_downs,
-            cut_bodies,
-            served,
+            faults,
             stop: Some(stop),
         }
     }
 
     /// The next `n` requests are answered `503 SlowDown`.
     pub fn slow_down(&self, n: u32) {
-        self.slow_downs
+        self.faults
+            .slow_downs
             .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The next `n` object downloads break off half way.
     pub fn cut_bodies(&self, n: u32) {
-        self.cut_bodies
+        self.faults
+            .cut_bodies
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `n` object downloads stall half way.
+    pub fn stall_bodies(&self, n: u32) {
+        self.faults
+            .stall_bodies
             .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Faults injected so far.
     pub fn served(&self) -> u32 {
-        self.served.load(std::sync::atomic::Ordering::SeqCst)
+        self.faults.served.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -931,23 +954,6 @@ impl Drop for S3Faults {
     }
 }
 
-type FaultCounters = (
-    std::sync::Arc<std::sync::atomic::AtomicU32>,
-    std::sync::Arc<std::sync::atomic::AtomicU32>,
-    std::sync::Arc<std::sync::atomic::AtomicU32>,
-);
-
-/// Takes one from `counter` if it is above zero.
-fn take_one(counter: &std::sync::atomic::AtomicU32) -> bool {
-    counter
-        .fetch_update(
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-            |n| n.checked_sub(1),
-        )
-        .is_ok()
-}
-
 type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
 
 async fn proxy_one(
@@ -956,7 +962,7 @@ async fn proxy_one(
         http_body_util::Full<bytes::Bytes>,
     >,
     upstream: String,
-    (slow_downs, cut_bodies, served): FaultCounters,
+    faults: std::sync::Arc<Faults>,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<ProxyBody>, std::convert::Infallible> {
     use http_body_util::BodyExt as _;
@@ -970,8 +976,7 @@ async fn proxy_one(
         *r.headers_mut() = headers.clone();
         r
     };
-    if take_one(&slow_downs) {
-        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if faults.take(&faults.slow_downs) {
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
         let mut headers = hyper::HeaderMap::new();
         headers.insert("content-type", "application/xml".parse().unwrap());
@@ -998,25 +1003,34 @@ async fn proxy_one(
         .unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    if is_object_get && parts.status.is_success() && body.len() > 1 && take_one(&cut_bodies) {
-        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let fault = if !is_object_get || !parts.status.is_success() || body.len() < 2 {
+        None
+    } else if faults.take(&faults.cut_bodies) {
+        Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "cut by the test",
+        )))
+    } else if faults.take(&faults.stall_bodies) {
+        Some(Ok(()))
+    } else {
+        None
+    };
+    if let Some(end) = fault {
         let half = body.slice(..body.len() / 2);
         // The head and half the body go out (the pause lets hyper flush
-        // them), then the connection breaks: a download cut part way.
-        let frames = futures::stream::unfold(0, move |step| {
+        // them), then the connection breaks (`end` an error) or stalls.
+        let frames = futures::stream::unfold((0u8, Some(end)), move |(step, end)| {
             let half = half.clone();
             async move {
-                match step {
-                    0 => Some((Ok(hyper::body::Frame::data(half)), 1)),
-                    1 => {
+                match (step, end) {
+                    (0, end) => Some((Ok(hyper::body::Frame::data(half)), (1, end))),
+                    (1, Some(Err(e))) => {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        Some((
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::ConnectionReset,
-                                "cut by the test",
-                            )),
-                            2,
-                        ))
+                        Some((Err(e), (2, None)))
+                    }
+                    (1, Some(Ok(()))) => {
+                        std::future::pending::<()>().await;
+                        None
                     }
                     _ => None,
                 }
