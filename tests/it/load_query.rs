@@ -487,11 +487,12 @@ fn a_load_killed_part_way_keeps_what_it_committed_and_a_rerun_adds_exactly_the_r
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once a commit of rows reached the write-ahead log (the schema's
-    // own commit is under a kilobyte; each of these is about 200 kB): part
-    // way.
+    // Killed once a commit of rows is surely whole in the write-ahead log:
+    // the schema's own commit is under a kilobyte, each commit of rows adds
+    // about 250 kB, and the log may be caught mid-write, so wait for more
+    // than two commits' worth (a second one started means the first ended).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::metadata(&wal).map_or(true, |m| m.len() < 64 * 1024) {
+    while std::fs::metadata(&wal).map_or(true, |m| m.len() < 640 * 1024) {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the load finished before it could be killed"
