@@ -50,6 +50,17 @@ pub enum Span {
     Owned(Box<[u8]>),
 }
 
+impl Span {
+    /// The bytes, given the decompressed data a range points into.
+    #[must_use]
+    pub fn of<'a>(&'a self, data: &'a [u8]) -> &'a [u8] {
+        match self {
+            Span::Range(r) => &data[r.clone()],
+            Span::Owned(b) => b,
+        }
+    }
+}
+
 /// One archived delivery, with the facts every stage after decoding needs.
 #[derive(Debug, Clone)]
 pub struct Event {

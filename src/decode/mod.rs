@@ -121,10 +121,7 @@ impl DecodedObject {
 
     #[must_use]
     pub fn bytes<'a>(&'a self, span: &'a Span) -> &'a [u8] {
-        match span {
-            Span::Range(r) => &self.data[r.clone()],
-            Span::Owned(b) => b,
-        }
+        span.of(&self.data)
     }
 
     /// The payload as JSON text. Every payload was parsed as JSON from UTF-8
@@ -188,11 +185,7 @@ pub fn check_record(line: &[u8]) -> Result<(), String> {
     let [event] = &events[..] else {
         return Err(format!("it reads back as {} records", events.len()));
     };
-    let payload = match &event.payload {
-        Span::Range(r) => &line[r.clone()],
-        Span::Owned(b) => b,
-    };
-    match nesting(payload) {
+    match nesting(event.payload.of(line)) {
         d if d > MAX_NESTING => Err(format!("nested {d} deep (at most {MAX_NESTING})")),
         _ => Ok(()),
     }
@@ -758,23 +751,12 @@ mod tests {
                     body,
                 };
                 let line = record.to_json_line();
-                let checked = check_record(&line);
                 if must_pass {
+                    let checked = check_record(&line);
                     proptest::prop_assert!(checked.is_ok(), "{:?}: {}", checked, String::from_utf8_lossy(&record.body));
                 }
-                if checked.is_err() {
-                    continue;
-                }
-                let obj = decode(&line);
-                proptest::prop_assert!(obj.problems.is_empty(), "{:?}", obj.problems);
-                proptest::prop_assert_eq!(obj.events.len(), 1);
-                let e = &obj.events[0];
-                proptest::prop_assert_eq!(obj.bytes(e.raw_body.as_ref().unwrap()), &record.body[..]);
-                proptest::prop_assert_eq!(e.delivery_id.as_deref(), Some(id.as_str()));
-                proptest::prop_assert_eq!(&e.event, &event);
-                let kept: BTreeMap<String, String> =
-                    serde_json::from_str(e.headers.as_deref().unwrap()).unwrap();
-                proptest::prop_assert_eq!(&kept, &headers);
+                // The fuzz harness's check: what is taken reads back whole.
+                crate::fuzzing::round_trip(&record, &line);
             }
         }
     }

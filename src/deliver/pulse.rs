@@ -276,21 +276,18 @@ async fn open(cfg: &PulseConfig) -> Result<(Connection, Channel), lapin::Error> 
     // The process id lets an operator (or a test) find this connection.
     let name = format!("ghreplay (pid {})", std::process::id());
     let props = ConnectionProperties::default().with_connection_name(name.into());
+    // With no CA given, the TLS settings are lapin's defaults (the
+    // system's roots), as `Connection::connect` uses.
     let connecting = async {
-        match &cfg.ca_pem {
-            None => Connection::connect(&cfg.url, props).await,
-            Some(pem) => {
-                lapin::DefaultConnectionBuilder::new()?
-                    .with_uri_str(cfg.url.clone())
-                    .with_properties(props)
-                    .with_tls_config(lapin::tcp::OwnedTLSConfig {
-                        identity: None,
-                        cert_chain: Some(pem.clone()),
-                    })
-                    .connect()
-                    .await
-            }
-        }
+        lapin::DefaultConnectionBuilder::new()?
+            .with_uri_str(cfg.url.clone())
+            .with_properties(props)
+            .with_tls_config(lapin::tcp::OwnedTLSConfig {
+                identity: None,
+                cert_chain: cfg.ca_pem.clone(),
+            })
+            .connect()
+            .await
     };
     let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await

@@ -159,11 +159,7 @@ async fn a_killed_sns_run_resumes_from_its_checkpoint_with_no_gap() {
     .collect();
     let cp = dir.path().join("cp.json");
     let republish = |extra: &[&str]| {
-        let mut c = common::bin();
-        c.env_remove("AWS_PROFILE");
-        for (k, v) in moto.env() {
-            c.env(k, v);
-        }
+        let mut c = moto.command();
         c.args(["--archive", archive, "republish", "--to"])
             .arg(format!("sns:{}", topic.arn))
             .args(["--confirm-window", &WINDOW.to_string(), "--rate", "200"])

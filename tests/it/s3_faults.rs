@@ -16,16 +16,8 @@ async fn throttling_and_broken_downloads_are_retried_and_nothing_is_skipped() {
     )
     .await;
     let archive = format!("s3://{bucket}/");
-    let run = |endpoint: &str| {
-        let mut c = common::bin();
-        c.env_remove("AWS_PROFILE");
-        for (k, v) in moto.env() {
-            c.env(k, v);
-        }
-        c.args(["--archive", &archive, "--endpoint-url", endpoint, "cat"])
-            .output()
-            .unwrap()
-    };
+    let run =
+        |endpoint: &str| moto.run(&["--archive", &archive, "--endpoint-url", endpoint, "cat"]);
     let clean = run(&moto.endpoint);
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
     let expected = ndjson(&clean);

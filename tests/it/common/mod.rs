@@ -145,14 +145,19 @@ impl Moto {
         ]
     }
 
-    /// Runs ghreplay against this server.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// ghreplay, set up to talk to this server.
+    pub fn command(&self) -> Command {
         let mut c = bin();
         c.env_remove("AWS_PROFILE");
         for (k, v) in self.env() {
             c.env(k, v);
         }
-        c.args(args).output().expect("ghreplay runs")
+        c
+    }
+
+    /// Runs ghreplay against this server.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("ghreplay runs")
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
