@@ -195,3 +195,39 @@ pub(crate) fn round_trip(record: &Record, line: &[u8]) {
         serde_json::from_str(headers).expect("kept headers are a JSON object of strings");
     assert_eq!(kept, record.headers, "headers changed");
 }
+
+/// Property-test inputs shared by the unit tests (`decode`,
+/// `deliver::mozilla`).
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// JSON values a few levels deep, with keys and strings from all of
+    /// Unicode (characters that need escaping, astral ones too).
+    pub fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON object of such values: a payload.
+    pub fn json_object() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map(any::<String>(), json_value(), 0..8)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+}

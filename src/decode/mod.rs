@@ -692,34 +692,10 @@ mod tests {
         );
     }
 
-    /// JSON values, nested a few levels, with keys and strings that need
-    /// escaping.
-    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<bool>().prop_map(serde_json::Value::from),
-            any::<i64>().prop_map(serde_json::Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(serde_json::Value::from),
-            ".{0,12}".prop_map(serde_json::Value::from),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
-                proptest::collection::btree_map(".{0,8}", inner, 0..6)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
     /// A payload object as a body, in one of the ways it reaches `serve`.
     fn body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        let object = proptest::collection::btree_map(".{0,8}", json_value(), 0..6)
-            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()));
-        (object, 0..4u8).prop_map(|(v, how)| match how {
+        (crate::fuzzing::strategies::json_object(), 0..4u8).prop_map(|(v, how)| match how {
             0 => serde_json::to_vec(&v).unwrap(),
             1 => serde_json::to_vec_pretty(&v).unwrap(),
             2 => format!(" {v}\n").into_bytes(),

@@ -11,7 +11,6 @@ mod fuzz_corpus;
 mod infer_fixtures;
 mod list;
 mod load_query;
-mod mozilla_form;
 mod republish;
 mod republish_amqps;
 mod republish_forced_close;
