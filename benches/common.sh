@@ -47,3 +47,30 @@ measure() {
 }
 
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
+
+# A wrk script posting the JSON payload in file $1, compacted and signed with
+# secret $2, as `issues` deliveries, each with its own delivery id.
+wrk_post_script() {
+  python3 - "$1" "$2" <<'PY'
+import hashlib, hmac, json, sys
+body = json.dumps(json.load(open(sys.argv[1])), separators=(",", ":"))
+sig = "sha256=" + hmac.new(sys.argv[2].encode(), body.encode(), hashlib.sha256).hexdigest()
+print(f"""
+  local counter, thread_id = 0, 0
+  local threads = {{}}
+  function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
+  function init(args) thread_id = id end
+  wrk.method = "POST"
+  wrk.body = {json.dumps(body)}
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["X-GitHub-Event"] = "issues"
+  wrk.headers["X-Hub-Signature-256"] = "{sig}"
+  function request()
+    counter = counter + 1
+    wrk.headers["X-GitHub-Delivery"] = string.format("%08x-0000-4000-8000-%012d", thread_id, counter)
+    return wrk.format()
+  end
+  """)
+print(f"-- body bytes: {len(body)}", file=sys.stderr)
+PY
+}

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
+. benches/common.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --quiet $lean
 # Run the baseline's own binary, not `cargo bench` around it, so that
@@ -23,28 +23,7 @@ secret="bench-secret"
 
 # A 10 KB payload (a GitHub issues example, compact) and its signature.
 body_file=../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json
-python3 - "$body_file" "$secret" > "$work/post.lua" <<'PY'
-import hashlib, hmac, json, sys
-body = json.dumps(json.load(open(sys.argv[1])), separators=(",", ":"))
-sig = "sha256=" + hmac.new(sys.argv[2].encode(), body.encode(), hashlib.sha256).hexdigest()
-print(f"""
-local counter, thread_id = 0, 0
-local threads = {{}}
-function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
-function init(args) thread_id = id end
-wrk.method = "POST"
-wrk.body = {json.dumps(body)}
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-GitHub-Event"] = "issues"
-wrk.headers["X-Hub-Signature-256"] = "{sig}"
-function request()
-  counter = counter + 1
-  wrk.headers["X-GitHub-Delivery"] = string.format("%08x-0000-4000-8000-%012d", thread_id, counter)
-  return wrk.format()
-end
-""")
-print(f"-- body bytes: {len(body)}", file=sys.stderr)
-PY
+wrk_post_script "$body_file" "$secret" > "$work/post.lua"
 
 run_wrk() { wrk -t2 -c32 -d"${secs}s" --latency -s "$work/post.lua" "http://$1/webhook"; }
 rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }
