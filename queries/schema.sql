@@ -21,8 +21,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
     object_key   VARCHAR NOT NULL,   -- the archive object the record came from
     record_index INTEGER NOT NULL,   -- the record's position in that object
     shape        VARCHAR NOT NULL,   -- mozilla | raw | ghreplay
-    payload      JSON NOT NULL       -- the GitHub payload, as archived
+    payload      JSON NOT NULL,      -- the GitHub payload, as archived
+    headers      JSON,               -- ghreplay's records: the request headers kept (signature, hook id, user agent)
+    raw_body     BLOB                -- ghreplay's records whose body is not the payload's bytes (form-encoded): the body as received
 );
+
+-- Files made before `headers` and `raw_body` existed gain them (NULL for the
+-- rows already there; a `load` of the same records again does not fill them).
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS headers JSON;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS raw_body BLOB;
 
 -- The deliveries in the range that `ghreplay query --since/--until` sets as
 -- the variables `since` and `until` (the whole table when they are unset).

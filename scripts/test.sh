@@ -27,10 +27,14 @@ if [ ! -d tests/octokit/node_modules/@octokit/webhooks ]; then
   echo "test.sh: installing @octokit/webhooks (npm)" >&2
   npm ci --prefix tests/octokit --silent --no-audit --no-fund
 fi
-# stunnel terminates TLS in front of RabbitMQ for the amqps:// test.
+# stunnel terminates TLS in front of RabbitMQ for the amqps:// test;
+# Debian's Chromium (headless) is the browser of the dashboard's tests; curl
+# is their HTTPS client.
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel >/dev/null || need+=(stunnel4)
+command -v curl >/dev/null || need+=(curl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

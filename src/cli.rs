@@ -89,6 +89,12 @@ pub enum Command {
     /// bound; your own SQL may read in_range or the table deliveries.
     #[cfg(feature = "duckdb")]
     Query(QueryArgs),
+    /// Serve the dashboard's pages (releases, activity, a searchable
+    /// delivery log) over a database made by `load`, read-only: for an
+    /// analyst with a laptop. `serve --ui-listen` serves the same pages
+    /// live, beside the receiver.
+    #[cfg(feature = "duckdb")]
+    Ui(UiArgs),
     /// Print the Snowflake SQL for these archives (it does not connect):
     /// SnowAlert's stage, landing table and pipe, or a range's backfill.
     #[command(subcommand)]
@@ -372,6 +378,79 @@ pub struct ServeArgs {
     /// redelivers for 3 days); the archive of that span is read at startup.
     #[arg(long, default_value = "72h", value_name = "SPAN")]
     pub dedupe_window: String,
+    /// Serve the dashboard (releases as they arrive, activity, a delivery
+    /// log) on this address, e.g. 127.0.0.1:8081: its own listener, never
+    /// the webhook's. Off unless given.
+    #[cfg(feature = "duckdb")]
+    #[arg(long, value_name = "ADDR", help_heading = "Dashboard")]
+    pub ui_listen: Option<String>,
+    /// The dashboard's DuckDB file, kept up to date with the archive
+    /// [default: ghreplay-ui.duckdb in --spool]. Not a file `load` writes
+    /// (one process writes a DuckDB file at a time).
+    #[cfg(feature = "duckdb")]
+    #[arg(long, value_name = "FILE", help_heading = "Dashboard")]
+    pub ui_db: Option<std::path::PathBuf>,
+    /// How far back a new dashboard database is filled from the archive.
+    #[cfg(feature = "duckdb")]
+    #[arg(
+        long,
+        default_value = "90d",
+        value_name = "SPAN",
+        help_heading = "Dashboard"
+    )]
+    pub ui_history: String,
+    #[cfg(feature = "duckdb")]
+    #[command(flatten)]
+    pub ui: UiAccessArgs,
+}
+
+/// Who may see the dashboard, and how it is served.
+#[cfg(feature = "duckdb")]
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Dashboard")]
+pub struct UiAccessArgs {
+    /// A file holding the dashboard's token (16 characters or more, e.g.
+    /// from `openssl rand -hex 32`). Required unless the dashboard listens
+    /// on a loopback address; every request then needs it: the login form
+    /// sets a cookie, scripts send `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    pub ui_token_file: Option<std::path::PathBuf>,
+    /// Serve the dashboard over HTTPS with this PEM certificate chain.
+    #[arg(long, value_name = "FILE", requires = "ui_tls_key")]
+    pub ui_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --ui-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "ui_tls_cert")]
+    pub ui_tls_key: Option<std::path::PathBuf>,
+    /// Hide private repositories' events (and any other event the privacy
+    /// filter holds back) from the dashboard.
+    #[arg(long)]
+    pub ui_public_only: bool,
+}
+
+#[cfg(feature = "duckdb")]
+impl UiAccessArgs {
+    /// Whether any of these flags was given.
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.ui_token_file.is_some() || self.ui_tls_cert.is_some() || self.ui_public_only
+    }
+}
+
+#[cfg(feature = "duckdb")]
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The DuckDB database to show (made by `load`; opened read-only).
+    #[arg(long, default_value = crate::db::DEFAULT_FILE, value_name = "FILE")]
+    pub db: std::path::PathBuf,
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Webhook secrets (one per line), to re-verify the kept signature on a
+    /// delivery's page; without them it says "not checked".
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub access: UiAccessArgs,
 }
 
 #[cfg(feature = "duckdb")]

@@ -25,3 +25,5 @@ pub mod signature;
 pub mod sink;
 pub mod snowflake;
 pub mod source;
+#[cfg(feature = "duckdb")]
+pub mod ui;

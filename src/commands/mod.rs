@@ -1,6 +1,7 @@
 //! One file per subcommand: flags in, stage calls, summary out.
 
 mod cat;
+mod dashboard;
 mod list;
 #[cfg(feature = "duckdb")]
 mod load;
@@ -9,6 +10,8 @@ mod query;
 mod republish;
 mod serve;
 mod snowflake;
+#[cfg(feature = "duckdb")]
+mod ui;
 
 use anyhow::Context as _;
 
@@ -68,6 +71,22 @@ fn read_ca_file(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>
     .transpose()
 }
 
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 /// The exit status for errors (bad flags, unreachable archive, I/O).
 pub const EXIT_ERROR: u8 = 2;
 
@@ -100,5 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Republish(args) => republish::run(&cli.global, &args).await,
         Command::Serve(args) => serve::run(&cli.global, &args).await,
         Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,
+        #[cfg(feature = "duckdb")]
+        Command::Ui(args) => ui::run(&args).await,
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 
-use super::Outcome;
+use super::{dashboard, Outcome};
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{self, ReadConfig};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
@@ -39,26 +39,24 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     let (location, dir, prefix) = locations(global, args)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
-    // The archive is the truth about what was received: the index of
-    // delivery ids is rebuilt from its last dedupe window (and the spool's).
     let spool = ArchiveLocation::Local {
         dir: dir.clone(),
         prefix: prefix.clone(),
     };
-    let mut known = archived_ids(global, &location, cfg_endpoint(global), dedupe_window).await?;
-    if spool != location {
-        known.extend(archived_ids(global, &spool, None, dedupe_window).await?);
-    }
-    let index = DeliveryIndex::default();
-    index.extend_durable(known.iter().map(String::as_str));
+    let metrics = Arc::new(Metrics::default());
+    let (index, known) = rebuild_index(global, &location, &spool, dedupe_window, &metrics).await?;
 
     let forwards = forward_targets(global, args)?;
+    let dashboard = dashboard::prepare(args, &metrics).await?;
     let progress = Arc::new(forward::Progress::new(
-        forwards.iter().map(|f| f.0.as_str()),
+        forwards
+            .iter()
+            .map(|f| f.0.as_str())
+            .chain(dashboard.as_ref().map(|_| dashboard::PROGRESS_NAME)),
     ));
-    let (uploader, on_complete) = start_uploader(global, &location, &dir, progress.clone()).await?;
+    let (uploader, on_complete) =
+        start_uploader(global, &location, &dir, progress.clone(), metrics.clone()).await?;
 
-    let metrics = Arc::new(Metrics::default());
     let outbox = forward::Outbox {
         dir: dir.clone(),
         prefix: prefix.clone(),
@@ -75,18 +73,25 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         metrics.clone(),
     )
     .with_context(|| format!("starting the archive writer in {}", dir.display()))?;
-    let mut forward = Vec::new();
-    for (_, target) in forwards {
-        forward.push(
-            Forwarder::start(target, outbox.clone(), metrics.clone(), progress.clone()).await?,
-        );
-    }
+    let forward = start_forwarders(forwards, &outbox, &metrics, &progress).await?;
+    let (ui_stop, ui_stopped) = tokio::sync::watch::channel(false);
+    let dashboard = match dashboard {
+        Some(d) => Some(d.start(
+            &auth,
+            (&location, cfg_endpoint(global), &outbox),
+            progress.clone(),
+            metrics.clone(),
+            ui_stopped,
+        )?),
+        None => None,
+    };
     let state = Arc::new(AppState {
         auth,
         writer,
         index,
         metrics,
         forward,
+        followers: dashboard.iter().map(dashboard::Running::wake).collect(),
         body_timeout: limits.body_timeout,
     });
 
@@ -95,9 +100,13 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "ghreplay serve: listening on http://{addr}{} (archive {location}, {} delivery ids known)",
+        "ghreplay serve: listening on http://{addr}{} (archive {location}, {} delivery ids known){}",
         args.path,
-        known.len()
+        known,
+        dashboard
+            .as_ref()
+            .map(|d| format!("; dashboard on {}", d.url()))
+            .unwrap_or_default()
     );
     let stopped = server::serve(
         listener,
@@ -105,7 +114,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         &args.path,
         dedupe_window,
         limits,
-        shutdown_signal(),
+        shutdown_signal(ui_stop),
     )
     .await;
     if stopped.cut > 0 {
@@ -114,17 +123,68 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
             stopped.cut, args.shutdown_grace
         );
     }
+    close(&state, dashboard, uploader).await;
+    Ok(Outcome::Done)
+}
+
+/// The archive is the truth about what was received: the index of
+/// delivery ids is rebuilt from its last dedupe window (and the spool's).
+/// Gives the index and how many ids it holds.
+async fn rebuild_index(
+    global: &GlobalArgs,
+    location: &ArchiveLocation,
+    spool: &ArchiveLocation,
+    dedupe_window: std::time::Duration,
+    metrics: &Metrics,
+) -> anyhow::Result<(DeliveryIndex, usize)> {
+    let mut known = archived_ids(global, location, cfg_endpoint(global), dedupe_window).await?;
+    if spool != location {
+        known.extend(archived_ids(global, spool, None, dedupe_window).await?);
+    }
+    if let Some(t) = known.newest {
+        metrics.delivered_at(t);
+    }
+    let index = DeliveryIndex::default();
+    index.extend_durable(known.ids.iter().map(String::as_str));
+    Ok((index, known.ids.len()))
+}
+
+/// Starts a follower for each `--forward` target.
+async fn start_forwarders(
+    forwards: Vec<(String, ForwardTarget)>,
+    outbox: &forward::Outbox,
+    metrics: &Arc<Metrics>,
+    progress: &Arc<forward::Progress>,
+) -> anyhow::Result<Vec<Forwarder>> {
+    let mut started = Vec::new();
+    for (_, target) in forwards {
+        started.push(
+            Forwarder::start(target, outbox.clone(), metrics.clone(), progress.clone()).await?,
+        );
+    }
+    Ok(started)
+}
+
+/// After the listener stopped: the archive flushed (and uploaded), then
+/// what follows it.
+async fn close(
+    state: &AppState,
+    dashboard: Option<dashboard::Running>,
+    uploader: Option<tokio::task::JoinHandle<()>>,
+) {
     // Closing the writer completes the open object and ends the hand-off
     // channel, so the uploader finishes once the queue is uploaded.
     state.writer.close().await;
     for f in &state.forward {
         f.close().await;
     }
+    if let Some(d) = dashboard {
+        d.close().await;
+    }
     if let Some(u) = uploader {
         let _ = u.await;
     }
     eprintln!("ghreplay serve: stopped; every acknowledged delivery is on disk");
-    Ok(Outcome::Done)
 }
 
 /// What bounds each client, from the flags; the open-file limit is raised
@@ -195,6 +255,7 @@ async fn start_uploader(
     location: &ArchiveLocation,
     spool: &std::path::Path,
     forwarded: Arc<forward::Progress>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Uploader> {
     let ArchiveLocation::S3 { .. } = location else {
         return Ok((None, None));
@@ -211,6 +272,7 @@ async fn start_uploader(
             spool.to_owned(),
             rx,
             forwarded,
+            metrics,
         ))),
         Some(tx),
     ))
@@ -271,13 +333,27 @@ fn auth(args: &ServeArgs) -> anyhow::Result<Auth> {
     }
 }
 
-/// Collects the delivery ids of the archive read.
+/// Collects the delivery ids of the archive read, and when the newest
+/// was received.
 #[derive(Default)]
-struct Ids(Vec<String>);
+struct Ids {
+    ids: Vec<String>,
+    newest: Option<chrono::DateTime<Utc>>,
+}
+
+impl Ids {
+    fn extend(&mut self, other: Ids) {
+        self.ids.extend(other.ids);
+        self.newest = self.newest.max(other.newest);
+    }
+}
 
 impl Sink for Ids {
-    fn accept(&mut self, _: &DecodedObject, e: &Event, _: bool) -> Result<(), SinkError> {
-        self.0.extend(e.delivery_id.clone());
+    fn accept(&mut self, obj: &DecodedObject, e: &Event, _: bool) -> Result<(), SinkError> {
+        self.ids.extend(e.delivery_id.clone());
+        self.newest = self
+            .newest
+            .max(crate::filter::event_time(e, obj.object_time));
         Ok(())
     }
     fn finish(&mut self) -> Result<(), SinkError> {
@@ -291,7 +367,7 @@ async fn archived_ids(
     location: &ArchiveLocation,
     endpoint_url: Option<&str>,
     window: std::time::Duration,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Ids> {
     let since = Utc::now() - chrono::Duration::from_std(window)?;
     let cfg = ReadConfig {
         archive: location.clone(),
@@ -319,26 +395,16 @@ async fn archived_ids(
     if !global.quiet {
         tracing::info!(
             objects = s.objects,
-            ids = finished.sink.0.len(),
+            ids = finished.sink.ids.len(),
             "delivery index rebuilt"
         );
     }
-    Ok(finished.sink.0)
+    Ok(finished.sink)
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+/// Ctrl-C or SIGTERM; the dashboard is told too.
+async fn shutdown_signal(ui: tokio::sync::watch::Sender<bool>) {
+    super::interrupted().await;
     eprintln!("ghreplay serve: shutting down: finishing requests in flight, flushing the archive");
+    let _ = ui.send(true);
 }

@@ -135,6 +135,15 @@ impl Database {
     }
 }
 
+/// Another connection to the database of `conn`, a connection made by
+/// [`Database::open_for_load`] on a file: a clone starts in DuckDB's
+/// default catalog, so it is pointed at the attached file too.
+pub fn clone_attached(conn: &Connection) -> Result<Connection, DbError> {
+    let other = conn.try_clone()?;
+    other.execute_batch("USE ghreplay")?;
+    Ok(other)
+}
+
 fn has_table(conn: &Connection, name: &str) -> Result<bool, DbError> {
     let n: i64 = conn.query_row(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",

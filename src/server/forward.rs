@@ -13,13 +13,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::runtime::Handle;
 
 use super::metrics::{ForwardGauges, Metrics};
+use super::Wake;
 use crate::archive::parse_object_name;
 use crate::checkpoint::{CheckpointError, CheckpointFile, RunIdentity};
 use crate::decode::{decode_object, DecodeOptions, DecodedObject};
@@ -139,11 +140,70 @@ impl ForwardTarget {
     }
 }
 
-/// Where the writer puts objects, read back by followers.
+/// Where the writer puts objects, read back by followers (the forward
+/// targets and the dashboard's database).
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pub dir: PathBuf,
     pub prefix: String,
+}
+
+impl Outbox {
+    /// The objects written so far, in key (so archive) order.
+    pub fn objects(&self) -> Result<Vec<String>, crate::source::SourceError> {
+        let store = LocalStore::new(self.dir.clone())?;
+        Ok(store
+            .list_all(&self.prefix)?
+            .into_iter()
+            .map(|o| o.key)
+            .collect())
+    }
+
+    /// An object as written so far (a record being written is not complete
+    /// yet, and is read at the next pass).
+    #[must_use]
+    pub fn read(&self, key: &str) -> Option<DecodedObject> {
+        let bytes = std::fs::read(self.dir.join(key)).ok()?;
+        let time = key
+            .rsplit('/')
+            .next()
+            .and_then(parse_object_name)
+            .map(|n| n.written_at);
+        Some(decode_object(
+            key.to_owned(),
+            time,
+            bytes,
+            &DecodeOptions::default(),
+        ))
+    }
+
+    /// Calls `f` with each archived delivery after `after`, in archive
+    /// order, and its position.
+    pub fn each_after<E: From<crate::source::SourceError>>(
+        &self,
+        after: Option<&Position>,
+        mut f: impl FnMut(&DecodedObject, &crate::decode::Event, Position) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for key in self.objects()? {
+            if after.is_some_and(|a| key < a.object) {
+                continue;
+            }
+            let Some(obj) = self.read(&key) else {
+                continue;
+            };
+            for e in &obj.events {
+                let pos = Position {
+                    object: key.clone(),
+                    index: e.index,
+                };
+                if after.is_some_and(|a| &pos <= a) {
+                    continue;
+                }
+                f(&obj, e, pos)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How far each follower's target has confirmed, by target: an S3
@@ -162,7 +222,7 @@ impl Progress {
         ))
     }
 
-    fn set(&self, target: &str, pos: Option<Position>) {
+    pub fn set(&self, target: &str, pos: Option<Position>) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -177,29 +237,6 @@ impl Progress {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .all(|p| p.as_ref().is_some_and(|p| p.object.as_str() > key))
-    }
-}
-
-/// Wakes a follower when something was archived.
-#[derive(Default)]
-struct Wake {
-    pending: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Wake {
-    fn notify(&self) {
-        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.cond.notify_one();
-    }
-
-    fn wait(&self, timeout: Duration) {
-        let guard = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut pending, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |p| !*p)
-            .unwrap_or_else(PoisonError::into_inner);
-        *pending = false;
     }
 }
 
@@ -326,7 +363,8 @@ fn open_checkpoint(
     }
     let mut cp = CheckpointFile::create(path, identity.clone(), 0)?;
     cp.state.confirmed_through =
-        objects(outbox)
+        outbox
+            .objects()
             .ok()
             .and_then(|o| o.last().cloned())
             .map(|object| Position {
@@ -338,15 +376,6 @@ fn open_checkpoint(
 }
 
 /// The outbox's object keys, in order.
-fn objects(outbox: &Outbox) -> Result<Vec<String>, crate::source::SourceError> {
-    let store = LocalStore::new(outbox.dir.clone())?;
-    Ok(store
-        .list_all(&outbox.prefix)?
-        .into_iter()
-        .map(|o| o.key)
-        .collect())
-}
-
 const WINDOW: usize = 100;
 
 async fn connect(
@@ -447,81 +476,37 @@ impl Follower {
     /// Hands every archived delivery past the cursor to the engine, then
     /// settles them (the checkpoint moves).
     fn pass(&mut self, sink: &mut dyn Delivering) -> Result<(), SinkError> {
-        let keys = objects(&self.outbox).map_err(SinkError::Source)?;
         let resume = self.cursor.clone().or_else(|| self.confirmed());
-        for key in keys {
-            if resume.as_ref().is_some_and(|r| key < r.object) {
-                continue;
+        let (outbox, shown) = (self.outbox.clone(), self.shown.clone());
+        outbox.each_after(resume.as_ref(), |obj, e, pos| {
+            let public = privacy::event_is_public(e);
+            if public || self.target.include_private {
+                tracing::debug!(target = %shown, object = %pos.object, index = e.index, "forwarding");
+                sink.accept(obj, e, public)?;
+                Metrics::inc(&self.metrics.forwarded);
+            } else {
+                Metrics::inc(&self.metrics.forward_held_private);
             }
-            let Some(obj) = self.read(&key) else {
-                continue;
-            };
-            for e in &obj.events {
-                let pos = Position {
-                    object: key.clone(),
-                    index: e.index,
-                };
-                if resume.as_ref().is_some_and(|r| &pos <= r)
-                    || self.cursor.as_ref().is_some_and(|c| &pos <= c)
-                {
-                    continue;
-                }
-                let public = privacy::event_is_public(e);
-                if public || self.target.include_private {
-                    tracing::debug!(target = %self.shown, object = %key, index = e.index, "forwarding");
-                    sink.accept(&obj, e, public)?;
-                    Metrics::inc(&self.metrics.forwarded);
-                } else {
-                    Metrics::inc(&self.metrics.forward_held_private);
-                }
-                self.cursor = Some(pos);
-            }
-        }
+            self.cursor = Some(pos);
+            Ok::<_, SinkError>(())
+        })?;
         sink.flush()
-    }
-
-    /// An outbox object as written so far (a record being written is not
-    /// complete yet, and is read at the next pass).
-    fn read(&self, key: &str) -> Option<DecodedObject> {
-        let bytes = std::fs::read(self.outbox.dir.join(key)).ok()?;
-        let time = key
-            .rsplit('/')
-            .next()
-            .and_then(parse_object_name)
-            .map(|n| n.written_at);
-        Some(decode_object(
-            key.to_owned(),
-            time,
-            bytes,
-            &DecodeOptions::default(),
-        ))
     }
 
     /// While the target is down: how many archived deliveries wait, and
     /// since when.
     fn measure_backlog(&self) {
-        let after = self.confirmed();
         let mut waiting = 0;
         let mut oldest = None;
-        for key in objects(&self.outbox).unwrap_or_default() {
-            if after.as_ref().is_some_and(|a| key < a.object) {
-                continue;
-            }
-            let Some(obj) = self.read(&key) else { continue };
-            for e in &obj.events {
-                let pos = Position {
-                    object: key.clone(),
-                    index: e.index,
-                };
-                if after.as_ref().is_some_and(|a| &pos <= a) {
-                    continue;
-                }
+        let _ = self
+            .outbox
+            .each_after(self.confirmed().as_ref(), |obj, e, _| {
                 if privacy::event_is_public(e) || self.target.include_private {
                     waiting += 1;
                     oldest = oldest.or(e.received_at.or(obj.object_time));
                 }
-            }
-        }
+                Ok::<_, crate::source::SourceError>(())
+            });
         self.gauges(waiting, oldest);
     }
 

@@ -2,7 +2,7 @@
 //! latency histogram.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the flush latency buckets, in seconds.
@@ -50,6 +50,13 @@ pub struct Metrics {
     pub connections_shed: AtomicU64,
     /// Connections closed for sending no complete request head in time.
     pub connection_timeouts: AtomicU64,
+    /// S3 archives: upload attempts that failed (each is retried).
+    pub upload_failures: AtomicU64,
+    /// S3 archives: completed spool objects not uploaded yet.
+    pub upload_backlog: AtomicU64,
+    /// When the newest delivery archived was received (microseconds since
+    /// the epoch; 0 for none yet): the freshness gauge.
+    last_delivery_micros: AtomicI64,
     rejected: [AtomicU64; REJECT_REASONS.len()],
     flush_buckets: [AtomicU64; BUCKETS.len()],
     flush_count: AtomicU64,
@@ -67,6 +74,29 @@ impl Metrics {
         }
     }
 
+    /// A delivery received at `t` was archived (or found archived at start).
+    pub fn delivered_at(&self, t: chrono::DateTime<chrono::Utc>) {
+        self.last_delivery_micros
+            .fetch_max(t.timestamp_micros(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the newest archived delivery was received, if any.
+    #[must_use]
+    pub fn seconds_since_last_delivery(&self) -> Option<f64> {
+        let at = self.last_delivery_micros.load(Ordering::Relaxed);
+        (at > 0).then(|| (chrono::Utc::now().timestamp_micros() - at).max(0) as f64 / 1e6)
+    }
+
+    /// Rejected requests by reason, since the start.
+    #[must_use]
+    pub fn rejected(&self) -> Vec<(&'static str, u64)> {
+        REJECT_REASONS
+            .iter()
+            .zip(&self.rejected)
+            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub fn observe_flush(&self, took: Duration) {
         let secs = took.as_secs_f64();
         for (bound, bucket) in BUCKETS.iter().zip(&self.flush_buckets) {
@@ -80,8 +110,13 @@ impl Metrics {
     }
 
     /// Every plain counter: its name, its help text, and its value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 10] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
         [
+            (
+                "ghreplay_upload_failures_total",
+                "S3 archives: object uploads that failed (each is retried; the object stays in the spool).",
+                &self.upload_failures,
+            ),
             (
                 "ghreplay_received_total",
                 "Webhook requests received.",
@@ -160,6 +195,17 @@ impl Metrics {
             out,
             "# HELP ghreplay_connections_open Client connections open now.\n# TYPE ghreplay_connections_open gauge\nghreplay_connections_open {open}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP ghreplay_upload_backlog S3 archives: completed spool objects not uploaded yet.\n# TYPE ghreplay_upload_backlog gauge\nghreplay_upload_backlog {}",
+            get(&self.upload_backlog)
+        );
+        if let Some(age) = self.seconds_since_last_delivery() {
+            let _ = writeln!(
+                out,
+                "# HELP ghreplay_seconds_since_last_delivery Seconds since the newest archived delivery was received: alert when it grows past your quietest hour.\n# TYPE ghreplay_seconds_since_last_delivery gauge\nghreplay_seconds_since_last_delivery {age:.3}"
+            );
+        }
         let forward = self
             .forward
             .lock()

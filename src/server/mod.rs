@@ -55,6 +55,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `--forward`: archived deliveries are offered to each.
     pub forward: Vec<forward::Forwarder>,
+    /// Everything else that follows the archive (the dashboard's database):
+    /// woken after each write, as the forwarders are.
+    pub followers: Vec<Arc<Wake>>,
     /// How long a request body may take to arrive (`--body-timeout`).
     pub body_timeout: Duration,
 }
@@ -277,14 +280,18 @@ async fn archive(s: Arc<AppState>, record: Record, line: Vec<u8>) -> Response {
                 // still be settled, or every redelivery of the id would
                 // wait for an outcome that never comes.
                 let task = {
-                    let (s, line) = (s.clone(), line.clone());
+                    let (s, line, at) = (s.clone(), line.clone(), record.received_at);
                     tokio::spawn(async move {
                         let result = s.writer.write(line).await;
                         s.index.finish(writing, result.is_ok());
                         if result.is_ok() {
                             Metrics::inc(&s.metrics.archived);
+                            s.metrics.delivered_at(at);
                             for f in &s.forward {
                                 f.notify();
+                            }
+                            for w in &s.followers {
+                                w.notify();
                             }
                         }
                         result
@@ -303,6 +310,38 @@ async fn archive(s: Arc<AppState>, record: Record, line: Vec<u8>) -> Response {
                 };
             }
         }
+    }
+}
+
+/// Wakes a follower of the archive (a forward target, the dashboard's
+/// database) when something was archived; it also looks on its own now
+/// and then.
+#[derive(Default)]
+pub struct Wake {
+    pending: std::sync::Mutex<bool>,
+    cond: std::sync::Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.cond.notify_one();
+    }
+
+    /// Waits for a notification, at most `timeout`.
+    pub fn wait(&self, timeout: Duration) {
+        let guard = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut pending, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |p| !*p)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *pending = false;
     }
 }
 

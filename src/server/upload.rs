@@ -23,6 +23,7 @@ pub async fn run(
     spool: PathBuf,
     mut rx: mpsc::UnboundedReceiver<PathBuf>,
     forwarded: Arc<Progress>,
+    metrics: Arc<super::metrics::Metrics>,
 ) {
     let mut kept: Vec<(PathBuf, String)> = Vec::new();
     loop {
@@ -36,6 +37,9 @@ pub async fn run(
             }
             false
         });
+        metrics
+            .upload_backlog
+            .store(rx.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let path = match next {
             Ok(Some(path)) => path,
             Ok(None) => break,
@@ -50,10 +54,12 @@ pub async fn run(
                     break;
                 }
                 Err(e) if rx.is_closed() && backoff > Duration::from_secs(4) => {
+                    super::metrics::Metrics::inc(&metrics.upload_failures);
                     tracing::error!(object = %path.display(), error = %e, "upload failed; left in the spool for the next start");
                     break;
                 }
                 Err(e) => {
+                    super::metrics::Metrics::inc(&metrics.upload_failures);
                     tracing::warn!(object = %path.display(), error = %e, "upload failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));

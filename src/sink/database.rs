@@ -38,7 +38,7 @@ pub struct LoadCounts {
 }
 
 /// One row of `deliveries`, owned until its batch is appended.
-struct Row {
+pub struct Row {
     key: String,
     delivery_id: Option<String>,
     event: String,
@@ -53,6 +53,106 @@ struct Row {
     record_index: u32,
     shape: &'static str,
     payload: String,
+    headers: Option<String>,
+    raw_body: Option<Vec<u8>>,
+}
+
+impl Row {
+    /// The row of a kept event, loaded under `key` ([`row_key`]).
+    #[must_use]
+    pub fn new(obj: &DecodedObject, e: &Event, key: String, public: bool) -> Self {
+        let payload = obj.payload(e).to_owned();
+        // The body as received, only where the payload's bytes are not it:
+        // the signature is over these bytes.
+        let raw_body = e
+            .raw_body
+            .as_ref()
+            .map(|b| obj.bytes(b))
+            .filter(|b| *b != payload.as_bytes())
+            .map(<[u8]>::to_vec);
+        Row {
+            key,
+            delivery_id: e.delivery_id.clone(),
+            event: e.event.clone(),
+            action: e.action.clone(),
+            repository: e.repository.clone(),
+            private: e.private_flag(),
+            public,
+            sender: e.sender.clone(),
+            received_at: filter::event_time(e, obj.object_time).map(db::micros),
+            object_time: obj.object_time.map(db::micros),
+            object_key: obj.key.clone(),
+            record_index: e.index,
+            shape: e.shape.as_str(),
+            payload,
+            headers: e.headers.clone(),
+            raw_body,
+        }
+    }
+
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    #[must_use]
+    pub fn is_event(&self, event: &str) -> bool {
+        self.event == event
+    }
+
+    /// When it was received (or its object's time).
+    #[must_use]
+    pub fn received_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.received_at
+            .and_then(|m| chrono::TimeZone::timestamp_micros(&chrono::Utc, m).single())
+    }
+
+    /// What it weighs in a batch: its payload and body.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.payload.len() + self.raw_body.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// Appends `rows` to `table` (`deliveries`, or a table of the same columns)
+/// through DuckDB's appender, in the connection's open transaction.
+pub fn append(
+    conn: &Connection,
+    table: &str,
+    rows: impl IntoIterator<Item = Row>,
+) -> Result<u64, DbError> {
+    let mut app = conn.appender(table)?;
+    let at = |t: Option<i64>| t.map(|t| Value::Timestamp(TimeUnit::Microsecond, t));
+    let mut n = 0;
+    for r in rows {
+        let owner = r
+            .repository
+            .as_deref()
+            .and_then(|full| full.split_once('/'))
+            .map(|(owner, _)| owner);
+        app.append_row(duckdb::params![
+            r.key,
+            r.delivery_id,
+            r.event,
+            r.action,
+            r.repository,
+            owner,
+            r.private,
+            r.public,
+            r.sender,
+            at(r.received_at),
+            at(r.object_time),
+            r.object_key,
+            r.record_index,
+            r.shape,
+            r.payload,
+            r.headers,
+            r.raw_body,
+        ])?;
+        n += 1;
+    }
+    app.flush()?;
+    Ok(n)
 }
 
 /// The key a record is loaded under: its delivery id, or where it is in the
@@ -119,34 +219,7 @@ impl DatabaseSink {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let rows = self.batch.len() as u64;
-        let mut app = self.conn.appender(TABLE)?;
-        let at = |t: Option<i64>| t.map(|t| Value::Timestamp(TimeUnit::Microsecond, t));
-        for r in self.batch.drain(..) {
-            let owner = r
-                .repository
-                .as_deref()
-                .and_then(|full| full.split_once('/'))
-                .map(|(owner, _)| owner);
-            app.append_row(duckdb::params![
-                r.key,
-                r.delivery_id,
-                r.event,
-                r.action,
-                r.repository,
-                owner,
-                r.private,
-                r.public,
-                r.sender,
-                at(r.received_at),
-                at(r.object_time),
-                r.object_key,
-                r.record_index,
-                r.shape,
-                r.payload,
-            ])?;
-        }
-        app.flush()?;
+        let rows = append(&self.conn, TABLE, self.batch.drain(..))?;
         self.pending_rows += rows;
         self.pending_bytes += self.batch_bytes;
         self.batch_bytes = 0;
@@ -174,24 +247,9 @@ impl Sink for DatabaseSink {
             self.counts.already_loaded += 1;
             return Ok(());
         }
-        let payload = obj.payload(e).to_owned();
-        self.batch_bytes += payload.len();
-        self.batch.push(Row {
-            key,
-            delivery_id: e.delivery_id.clone(),
-            event: e.event.clone(),
-            action: e.action.clone(),
-            repository: e.repository.clone(),
-            private: e.private_flag(),
-            public,
-            sender: e.sender.clone(),
-            received_at: filter::event_time(e, obj.object_time).map(db::micros),
-            object_time: obj.object_time.map(db::micros),
-            object_key: obj.key.clone(),
-            record_index: e.index,
-            shape: e.shape.as_str(),
-            payload,
-        });
+        let row = Row::new(obj, e, key, public);
+        self.batch_bytes += row.bytes();
+        self.batch.push(row);
         if self.batch_bytes >= BATCH_BYTES.min(self.commit_bytes)
             || self.batch.len() >= self.batch_rows
         {

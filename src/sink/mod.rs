@@ -34,6 +34,12 @@ pub enum SinkError {
     Source(#[source] crate::source::SourceError),
 }
 
+impl From<crate::source::SourceError> for SinkError {
+    fn from(e: crate::source::SourceError) -> Self {
+        SinkError::Source(e)
+    }
+}
+
 impl SinkError {
     /// Maps a write error, treating a broken pipe as [`SinkError::Closed`].
     #[must_use]

@@ -93,6 +93,7 @@ fn the_fixture_loads_one_row_per_delivery_and_loading_again_adds_nothing() {
             "received_at": "2026-01-15T10:05:00", "object_time": "2026-01-15T10:05:00",
             "object_key": "2026/01/15/10/github-webhooks-1-2026-01-15-10-05-00-00000000-0000-4000-8000-000000000001",
             "record_index": 0, "shape": "mozilla", "ref": "refs/heads/main",
+            "headers": null, "raw_body": null,
         })]
     );
     // Raw payloads have no delivery id: keyed by where they are.
@@ -106,12 +107,13 @@ fn the_fixture_loads_one_row_per_delivery_and_loading_again_adds_nothing() {
         "{raw:?}"
     );
     assert_eq!(raw[2]["event"], "repository");
-    // ghreplay's own records carry their receive time.
+    // ghreplay's own records carry their receive time and headers.
     let own = rows(
         &db,
-        "SELECT received_at FROM deliveries WHERE shape = 'ghreplay' ORDER BY received_at",
+        "SELECT received_at, headers IS NOT NULL AS kept FROM deliveries WHERE shape = 'ghreplay' ORDER BY received_at",
     );
     assert_eq!(own[0]["received_at"], "2026-01-15T12:00:01.250");
+    assert_eq!(own[0]["kept"], true, "{own:?}");
 
     let again = load(&db, &archive, &[]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));

@@ -27,3 +27,4 @@ mod serve_forward;
 mod serve_hostile;
 mod serve_s3;
 mod snowflake;
+mod ui;

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 /// `../shared`, which CI places beside the clone. Tests that need it fail
 /// loudly when it is missing rather than passing without checking anything.
+pub mod browser;
+
 pub fn shared() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
     assert!(
@@ -523,6 +525,8 @@ pub fn body(m: &lapin::message::BasicGetMessage) -> serde_json::Value {
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
+    /// The "listening on" line.
+    pub banner: String,
 }
 
 pub const SECRET: &str = "test-secret";
@@ -571,6 +575,7 @@ impl Server {
                 break rest.split('/').next().unwrap().parse().unwrap();
             }
         };
+        let banner = line.clone();
         // Keep draining stderr so the server never blocks on it; the test
         // harness shows it when the test fails.
         std::thread::spawn(move || {
@@ -578,11 +583,30 @@ impl Server {
                 eprintln!("[serve :{port}] {l}");
             }
         });
-        Server { child, port }
+        Server {
+            child,
+            port,
+            banner,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The dashboard's port (`--ui-listen`), from the banner.
+    pub fn ui_port(&self) -> u16 {
+        let rest = self
+            .banner
+            .split("dashboard on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no dashboard in {:?}", self.banner));
+        rest.split("://")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no dashboard port in {:?}", self.banner))
     }
 }
 

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Dashboard benchmark (issue 11), in one run on this machine:
+#   pages:  a UI database of N deliveries (default 1,000,000): a 100,000-event
+#           make_archive.py archive (48 hours) loaded by `ghreplay load` (whose
+#           table is the dashboard's), then copied in DuckDB N/100,000 times
+#           under new keys, each copy a minute earlier (so the last 48 hours
+#           hold all N; generating 1M payloads here took over an hour), served by
+#           `ghreplay ui`: Releases, Activity and a Deliveries search, median
+#           of 20 requests each (curl), against DuckDB's own shell running
+#           the page's main query on the same file (median of 20 in one
+#           session, `.timer on`).
+#   live:   a release posted to `serve --ui-listen` while a page listens on
+#           its feed: time from the 200 to the row on the feed, 10 times.
+#   ingest: wrk posting signed deliveries to `serve` with the dashboard on,
+#           against the same without it (as benches/serve.sh).
+#   bash benches/ui.sh [EVENTS] [SECONDS]   (defaults 1000000, 10)
+# Builds a release binary with DuckDB: from cold that is most of an hour.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source benches/common.sh
+events="${1:-1000000}"
+secs="${2:-10}"
+cargo build --release --quiet --locked
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+duckdb=$(duckdb_cli)
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+# --- pages -------------------------------------------------------------------
+base=100000
+copies=$(( (events + base - 1) / base ))
+data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/ui-$base"
+if [ ! -d "$data" ]; then
+  python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$data" \
+    --events "$base" --hours 48 --start 2026-11-29T00 --records-per-object 1000 --seed 1 >&2
+fi
+db="$data-x$copies.duckdb"
+if [ ! -f "$db" ]; then
+  "$bin" --archive "$data" load --db "$db.tmp" -q
+  "$duckdb" "$db.tmp" -c "INSERT INTO deliveries SELECT row_key || '~' || c, delivery_id || '~' || c, event, action, repository, owner, private, public, sender, received_at - INTERVAL (c) MINUTE, object_time, object_key, record_index, shape, payload, headers, raw_body FROM deliveries, range(1, $copies) t(c); CHECKPOINT;"
+  mv "$db.tmp" "$db"
+fi
+rows=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT count(*) FROM deliveries")
+
+"$bin" ui --db "$db" --listen 127.0.0.1:0 2> "$work/ui.log" &
+for _ in $(seq 100); do grep -q "dashboard on" "$work/ui.log" 2>/dev/null && break; sleep 0.1; done
+ui=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/ui.log" | head -1)
+repo=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT repository FROM deliveries WHERE event = 'release' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+id=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT delivery_id FROM deliveries WHERE delivery_id IS NOT NULL LIMIT 1 OFFSET 500000")
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+page_ms() {
+  for _ in $(seq 20); do curl -s -o /dev/null -w '%{time_total}\n' "$ui$1"; done \
+    | awk '{printf "%.1f\n", $1 * 1000}' | median
+}
+# The page's main query (as src/ui/data.rs writes it), 20 times in one shell.
+shell_ms() {
+  { echo ".timer on"; for _ in $(seq 20); do echo "$1"; done; } \
+    | "$duckdb" -readonly "$db" 2>&1 | awk '/Run Time/ {printf "%.1f\n", $5 * 1000}' | median
+}
+releases_sql="SELECT row_key, epoch_us(received_at), repository, payload->>'\$.release.tag_name', payload->>'\$.release.name', action, TRY_CAST(payload->>'\$.release.draft' AS BOOLEAN), TRY_CAST(payload->>'\$.release.prerelease' AS BOOLEAN), sender, payload->>'\$.release.html_url', private, public FROM deliveries WHERE row_key IN (SELECT row_key FROM deliveries WHERE event = 'release' ORDER BY received_at DESC NULLS LAST LIMIT 200) ORDER BY received_at DESC NULLS LAST, row_key;"
+activity_sql="SELECT epoch_us(date_trunc('hour', received_at)), event, count(*) FROM deliveries WHERE received_at >= (SELECT max(received_at) FROM deliveries) - INTERVAL 48 HOUR GROUP BY ALL ORDER BY 1, 2;"
+search_sql="SELECT row_key, delivery_id, epoch_us(received_at), event, action, repository, sender, private, public FROM deliveries WHERE true AND repository = '$repo' AND event = 'release' ORDER BY received_at DESC NULLS LAST, row_key LIMIT 200;"
+lookup_sql="SELECT row_key, delivery_id, epoch_us(received_at), event, action, repository, sender, private, public FROM deliveries WHERE true AND delivery_id = '$id' ORDER BY received_at DESC NULLS LAST, row_key LIMIT 200;"
+enc() { python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+
+echo "### Pages over $rows deliveries ($(du -h "$db" | cut -f1) file), median of 20"
+echo
+echo "| page | ghreplay ui (ms) | DuckDB shell, main query (ms) | ratio |"
+echo "|---|---|---|---|"
+row() {
+  local ours theirs
+  ours=$(page_ms "$2"); theirs=$(shell_ms "$3")
+  echo "| $1 | $ours | $theirs | $(awk "BEGIN{printf \"%.2f\", $ours / ($theirs > 0 ? $theirs : 1)}") |"
+}
+row "Releases" "/" "$releases_sql"
+row "Activity" "/activity" "$activity_sql"
+row "Deliveries: repository + event" "/deliveries?repo=$(enc "$repo")&event=release" "$search_sql"
+row "Deliveries: one id" "/deliveries?id=$id" "$lookup_sql"
+kill %1 2>/dev/null || true
+
+# --- live and ingest -----------------------------------------------------------
+secret="bench-secret"; echo "$secret" > "$work/secret"
+start_serve() { # $1: archive dir; rest: extra flags. Sets addr, dash.
+  "$bin" --archive "$1" serve --listen 127.0.0.1:0 --secret-file "$work/secret" "${@:2}" 2> "$work/serve.log" &
+  for _ in $(seq 100); do grep -q listening "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
+  addr=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
+  dash=$(grep -o 'dashboard on http://127.0.0.1:[0-9]*' "$work/serve.log" | grep -o '127.0.0.1:[0-9]*' || true)
+}
+
+start_serve "$work/live-archive" --ui-listen 127.0.0.1:0 --spool "$work/live-spool"
+python3 - "$addr" "$dash" "$secret" ../shared/fixtures/payloads/release/published.payload.json <<'PY'
+import hashlib, hmac, http.client, json, statistics, sys, time, uuid, threading, queue
+addr, dash, secret, path = sys.argv[1:5]
+seen = queue.Queue()
+def listen():
+    c = http.client.HTTPConnection(dash)
+    c.request("GET", "/live/releases")
+    r = c.getresponse()
+    while True:
+        line = r.fp.readline()
+        if not line:
+            return
+        if line.startswith(b"event: release"):
+            seen.put(time.monotonic())
+threading.Thread(target=listen, daemon=True).start()
+time.sleep(1)
+waits = []
+for i in range(10):
+    p = json.load(open(path)); p["release"]["tag_name"] = f"bench-{i}"
+    body = json.dumps(p, separators=(",", ":")).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    c = http.client.HTTPConnection(addr)
+    c.request("POST", "/webhook", body, {"Content-Type": "application/json", "X-GitHub-Event": "release",
+              "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig})
+    assert c.getresponse().status == 200
+    acked = time.monotonic()
+    waits.append((seen.get(timeout=30) - acked) * 1000)
+    time.sleep(0.3)
+print(f"\n### Live: a release on an open page's feed, 10 posts\n\nfrom the 200 to the feed: median {statistics.median(waits):.0f} ms, max {max(waits):.0f} ms (promise: 2,000 ms)")
+PY
+kill %2 2>/dev/null || true; wait 2>/dev/null || true
+
+# Signed ~10 KB issues deliveries with their own ids, as benches/serve.sh.
+wrk_post_script ../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json "$secret" > "$work/post.lua"
+rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+ingest() { wrk -t2 -c32 -d"${secs}s" -s "$work/post.lua" "http://$addr/webhook" | rate; }
+start_serve "$work/plain-archive"
+plain=$(ingest); kill %3 2>/dev/null || true; wait 2>/dev/null || true
+start_serve "$work/ui-archive" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool"
+with_ui=$(ingest)
+sleep 2
+indexed=$(curl -s "http://$dash/activity" | grep -o '[0-9]* deliveries in the database' | head -1)
+kill %4 2>/dev/null || true; wait 2>/dev/null || true
+echo
+echo "### Ingest with the dashboard on (wrk, 32 connections, ${secs} s each)"
+echo
+echo "| serve | requests/s |"
+echo "|---|---|"
+echo "| without --ui-listen (baseline) | $plain |"
+echo "| with --ui-listen | $with_ui |"
+echo
+echo "ratio $(awk "BEGIN{printf \"%.2f\", $with_ui / $plain}") (target at least 0.80); the dashboard showed $indexed 2 s after wrk stopped; $(nproc) cores, wrk sharing them."

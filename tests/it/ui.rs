@@ -1,0 +1,408 @@
+//! The dashboard (`serve --ui-listen`, `ghreplay ui`), in a real browser:
+//! Debian's Chromium, headless, driven over the `DevTools` protocol. Each test
+//! writes a screenshot of the pages it visits to `target/ui-screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::browser::{screenshot_dir, Browser};
+use crate::common::{self, http, post_delivery, Server};
+
+/// GitHub's example `release` payload with our tag and name.
+fn release(tag: &str, name: &str) -> Vec<u8> {
+    let path = common::shared_payloads().join("release/published.payload.json");
+    let mut p: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    p["release"]["tag_name"] = json!(tag);
+    p["release"]["name"] = json!(name);
+    serde_json::to_vec(&p).unwrap()
+}
+
+fn post_release(server: &Server, tag: &str, name: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = post_delivery(server.port, "release", &id, &release(tag, name));
+    assert_eq!(r.status, 200, "{}", r.body);
+    id
+}
+
+/// Polls `f` until it is true, or fails after `within`.
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "did not exit within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const HOSTILE: &str = r#"<img src=x onerror="window.__pwned=1">"#;
+
+#[test]
+fn releases_appear_live_are_escaped_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let spool = dir.path().join("spool");
+    let args = [
+        "--ui-listen",
+        "127.0.0.1:0",
+        "--spool",
+        spool.to_str().unwrap(),
+    ];
+    // Archived before the dashboard existed: its new database catches up.
+    {
+        let plain = Server::start(&archive, &[]);
+        post_release(&plain, "v0.9.0-before", "Before");
+    }
+    let mut server = Server::start(&archive, &args);
+    assert_eq!(
+        http(server.port, "GET", "/", &[], b"").status,
+        404,
+        "the webhook listener serves no page"
+    );
+
+    post_release(&server, "v1.0.0-first", "First");
+    post_release(&server, "v1.1.0-second", "Second <b>bold</b>");
+    let ui = server.ui_port();
+    wait_until(
+        "the releases to be indexed",
+        Duration::from_secs(20),
+        || {
+            let page = http(ui, "GET", "/", &[], b"").body;
+            page.contains("v1.1.0-second") && page.contains("v0.9.0-before")
+        },
+    );
+
+    let mut b = Browser::start(&[]);
+    b.open(&format!("http://127.0.0.1:{ui}/"));
+    let text = b.text();
+    assert!(
+        text.contains("v1.0.0-first") && text.contains("v1.1.0-second"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Second <b>bold</b>"),
+        "markup in a name is text: {text}"
+    );
+
+    // One posted while the page is open arrives without a reload.
+    b.wait_for(
+        "document.querySelector('tbody[data-state=open]')",
+        Duration::from_secs(20),
+    );
+    b.eval("window.__same_page = 42");
+    let live = post_release(&server, "v2.0.0-live", HOSTILE);
+    b.wait_for(
+        "document.querySelector('#releases').innerText.includes('v2.0.0-live')",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        b.eval("window.__same_page"),
+        json!(42),
+        "the page was not reloaded"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#releases tr')[0].innerText.includes('v2.0.0-live')"),
+        json!(true),
+        "newest first"
+    );
+    assert!(b.text().contains(HOSTILE), "the hostile name shows as text");
+    assert_eq!(b.eval("document.querySelectorAll('img').length"), json!(0));
+    assert_eq!(
+        b.eval("window.__pwned === undefined"),
+        json!(true),
+        "no script ran"
+    );
+    let shots = screenshot_dir();
+    b.screenshot(&shots.join("releases.png"));
+
+    look_up(&mut b, ui, &live);
+    activity(&mut b, ui);
+
+    // After a restart the history is still there, from the UI database.
+    common::signal(&server.child, "TERM");
+    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    let server = Server::start(&archive, &args);
+    b.open(&format!("http://127.0.0.1:{}/", server.ui_port()));
+    let text = b.text();
+    for tag in [
+        "v0.9.0-before",
+        "v1.0.0-first",
+        "v1.1.0-second",
+        "v2.0.0-live",
+    ] {
+        assert!(
+            text.contains(tag),
+            "{tag} not shown after a restart:\n{text}"
+        );
+    }
+}
+
+/// A delivery looked up by its id: headers as received, verdict, payload.
+fn look_up(b: &mut Browser, ui: u16, live: &str) {
+    let shots = screenshot_dir();
+    b.open(&format!("http://127.0.0.1:{ui}/deliveries?id={live}"));
+    assert!(b.text().contains(live), "{}", b.text());
+    b.screenshot(&shots.join("deliveries.png"));
+    b.eval("document.querySelector('td.mono a').click()");
+    b.wait_for(
+        "document.querySelector('#payload')",
+        Duration::from_secs(20),
+    );
+    let text = b.text();
+    for want in [
+        "x-hub-signature-256",
+        "GitHub-Hookshot/test",
+        "verified",
+        r#""tag_name": "v2.0.0-live""#,
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    b.screenshot(&shots.join("delivery.png"));
+}
+
+fn activity(b: &mut Browser, ui: u16) {
+    let shots = screenshot_dir();
+    b.open(&format!("http://127.0.0.1:{ui}/activity"));
+    let text = b.text();
+    for want in ["Last delivery", "4 deliveries in the database", "Archived"] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.chart rect').length > 0"),
+        json!(true),
+        "the chart has a bar"
+    );
+    b.screenshot(&shots.join("activity.png"));
+}
+
+/// One request; the whole answer (head and body) as text.
+fn raw(port: u16, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn off_loopback_the_dashboard_needs_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+
+    let refused = common::bin()
+        .env("GHREPLAY_WEBHOOK_SECRET", common::SECRET)
+        .arg("--archive")
+        .arg(&archive)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ui-listen",
+            "0.0.0.0:0",
+            "--spool",
+            spool,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let err = common::stderr(&refused);
+    assert!(err.contains("--ui-token-file"), "{err}");
+
+    let token = "0123456789abcdef0123456789abcdef";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let server = Server::start(
+        &archive,
+        &[
+            "--ui-listen",
+            "0.0.0.0:0",
+            "--ui-token-file",
+            token_file.to_str().unwrap(),
+            "--spool",
+            spool,
+        ],
+    );
+    let ui = server.ui_port();
+    let get = |extra: &str| {
+        raw(
+            ui,
+            &format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"),
+        )
+    };
+    let anonymous = get("");
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(
+        anonymous.contains("Sign in") && !anonymous.contains("Releases</h1>"),
+        "{anonymous}"
+    );
+    assert!(get("Authorization: Bearer wrong-token-wrong-token\r\n").starts_with("HTTP/1.1 401"));
+    assert!(get(&format!("Authorization: Bearer {token}\r\n")).starts_with("HTTP/1.1 200"));
+
+    // The login form sets a session cookie that lets a browser in.
+    let form = format!("token={token}");
+    let login = raw(
+        ui,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie in {login}"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(token),
+        "the cookie is not the token: {cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    assert!(get(&format!("Cookie: {pair}\r\n")).starts_with("HTTP/1.1 200"));
+    assert!(get(&format!("Cookie: {pair}x\r\n")).starts_with("HTTP/1.1 401"));
+}
+
+#[test]
+fn the_dashboard_serves_https_with_a_secure_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::certificates(dir.path());
+    let token = "0123456789abcdef0123456789abcdef";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let server = Server::start(
+        &dir.path().join("archive"),
+        &[
+            "--ui-listen",
+            "127.0.0.1:0",
+            "--ui-token-file",
+            token_file.to_str().unwrap(),
+            "--ui-tls-cert",
+            &cert,
+            "--ui-tls-key",
+            &key,
+            "--spool",
+            dir.path().join("spool").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.banner.contains("dashboard on https://"),
+        "{}",
+        server.banner
+    );
+    let url = format!("https://127.0.0.1:{}/", server.ui_port());
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-i", "--cacert", &ca])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let page = curl(&["-H", &format!("Authorization: Bearer {token}"), &url]);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let login = curl(&["-d", &format!("token={token}"), &format!("{url}login")]);
+    assert!(login.contains("; Secure"), "{login}");
+}
+
+/// `ghreplay ui` on `db` (killed on drop, as a `Server` is), and its port.
+fn start_ui(db: &str, extra: &[&str]) -> (Server, u16) {
+    use std::io::BufRead as _;
+    let mut child = common::bin()
+        .args(["ui", "--db", db, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let server = Server {
+        child,
+        port,
+        banner: line,
+    };
+    (server, port)
+}
+
+#[test]
+fn ui_shows_a_loaded_database_without_live_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("loaded.duckdb");
+    let db = db.to_str().unwrap();
+    let load = common::run(&[
+        "--archive",
+        &common::fixture_archive(),
+        "load",
+        "--db",
+        db,
+        "-q",
+    ]);
+    assert!(load.status.success(), "{}", common::stderr(&load));
+
+    let (child, port) = start_ui(db, &[]);
+    let mut b = Browser::start(&[]);
+    b.open(&format!("http://127.0.0.1:{port}/"));
+    let text = b.text();
+    assert!(text.contains("v1.0.0") && text.contains("v2.0.0"), "{text}");
+    assert_eq!(
+        b.eval("document.querySelector('tbody[data-live]')"),
+        Value::Null,
+        "no live feed from a file"
+    );
+    b.open(&format!("http://127.0.0.1:{port}/activity"));
+    let text = b.text();
+    assert!(text.contains("Live counters are absent"), "{text}");
+    assert!(text.contains("of the file"), "{text}");
+    b.screenshot(&screenshot_dir().join("ui-activity.png"));
+    // A delivery of a shape that keeps no headers says so.
+    b.open(&format!("http://127.0.0.1:{port}/deliveries?event=release"));
+    b.eval("document.querySelector('td.mono a').click()");
+    b.wait_for(
+        "document.querySelector('#payload')",
+        Duration::from_secs(20),
+    );
+    let text = b.text();
+    assert!(
+        text.contains("not kept") || text.contains("not checked"),
+        "{text}"
+    );
+    assert_eq!(http(port, "GET", "/live/releases", &[], b"").status, 404);
+    drop(child);
+
+    // --ui-public-only: a private repository's deliveries are not listed.
+    let private = |extra: &[&str]| {
+        let (_ui, port) = start_ui(db, extra);
+        let page = http(port, "GET", "/deliveries", &[], b"").body;
+        page.matches("badge private").count()
+    };
+    assert!(
+        private(&[]) > 0,
+        "the fixtures hold a private repository's events"
+    );
+    assert_eq!(private(&["--ui-public-only"]), 0);
+}
