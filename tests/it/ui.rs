@@ -2,6 +2,7 @@
 //! Debian's Chromium, headless, driven over the `DevTools` protocol. Each test
 //! writes a screenshot of the pages it visits to `target/ui-screenshots/`.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -405,4 +406,96 @@ fn ui_shows_a_loaded_database_without_live_parts() {
         "the fixtures hold a private repository's events"
     );
     assert_eq!(private(&["--ui-public-only"]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
+    let moto = common::Moto::start();
+    let bucket = common::unique_name("ghreplay-ui");
+    moto.s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let archive = format!("s3://{bucket}/hooks/");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let spool = spool.to_str().unwrap();
+
+    // Archived to S3 before the dashboard existed.
+    let mut plain = Server::start_with(
+        archive.as_ref(),
+        &["--spool", spool, "--roll-age", "1s"],
+        &moto.env(),
+    );
+    post_release(&plain, "v1.0.0-in-s3", "In S3");
+    common::signal(&plain.child, "TERM");
+    assert!(wait_exit(&mut plain.child, Duration::from_secs(30)).success());
+    wait_until(
+        "the first object to reach S3",
+        Duration::from_secs(30),
+        || ghreplay::server::upload::leftovers(Path::new(spool)).is_empty(),
+    );
+
+    let ui_db = dir.path().join("ui.duckdb");
+    let server = Server::start_with(
+        archive.as_ref(),
+        &[
+            "--spool",
+            spool,
+            "--roll-age",
+            "1s",
+            "--ui-listen",
+            "127.0.0.1:0",
+            "--ui-db",
+            ui_db.to_str().unwrap(),
+        ],
+        &moto.env(),
+    );
+    let ui = server.ui_port();
+    let releases = || http(ui, "GET", "/", &[], b"").body;
+    wait_until("the catch-up from S3", Duration::from_secs(30), || {
+        releases().contains("v1.0.0-in-s3")
+    });
+    post_release(&server, "v2.0.0-spooled", "Spooled");
+    wait_until("the spooled release", Duration::from_secs(30), || {
+        releases().contains("v2.0.0-spooled")
+    });
+    // Once its object is complete and uploaded (roll-age 1 s), it stays in
+    // the spool until the dashboard is past it, as for a forward target: a
+    // delivery in a later object moves it on.
+    let s3 = moto.s3();
+    let objects_in_s3 = || {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+                listed.contents().len()
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    wait_until("the second object in S3", Duration::from_secs(30), || {
+        objects_in_s3() == 2
+    });
+    let held = ghreplay::server::upload::leftovers(Path::new(spool));
+    assert_eq!(held.len(), 1, "uploaded but not yet passed: {held:?}");
+    assert_eq!(
+        common::metric(server.port, "ghreplay_upload_failures_total"),
+        0
+    );
+    post_release(&server, "v3.0.0-later", "Later");
+    wait_until(
+        "the held object to leave the spool",
+        Duration::from_secs(30),
+        || !held[0].exists(),
+    );
+    wait_until(
+        "the upload backlog gauge to say 0",
+        Duration::from_secs(10),
+        || common::metric(server.port, "ghreplay_upload_backlog") == 0,
+    );
 }
