@@ -159,11 +159,14 @@ impl Outbox {
             .collect())
     }
 
-    /// An object as written so far (a record being written is not complete
-    /// yet, and is read at the next pass).
-    #[must_use]
-    pub fn read(&self, key: &str) -> Option<DecodedObject> {
-        let bytes = std::fs::read(self.dir.join(key)).ok()?;
+    /// An object as written so far, from byte `from` on (a record being
+    /// written is not complete yet, and is read at the next pass).
+    fn read_from(&self, key: &str, from: u64) -> Option<DecodedObject> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(self.dir.join(key)).ok()?;
+        file.seek(std::io::SeekFrom::Start(from)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         let time = key
             .rsplit('/')
             .next()
@@ -178,19 +181,37 @@ impl Outbox {
     }
 
     /// Calls `f` with each archived delivery after `after`, in archive
-    /// order, and its position.
+    /// order, and its position. `tail` remembers where the last object read
+    /// ended, so that a follower reads only what was appended since
+    /// (`Tail::default()` reads whole objects).
     pub fn each_after<E: From<crate::source::SourceError>>(
         &self,
         after: Option<&Position>,
+        tail: &mut Tail,
         mut f: impl FnMut(&DecodedObject, &crate::decode::Event, Position) -> Result<(), E>,
     ) -> Result<(), E> {
         for key in self.objects()? {
             if after.is_some_and(|a| key < a.object) {
                 continue;
             }
-            let Some(obj) = self.read(&key) else {
+            // Records are numbered from the object's start: an object read
+            // from its tail numbers on from the events before it.
+            let (from, base) = if tail.key == key {
+                (tail.offset, tail.events)
+            } else {
+                (0, 0)
+            };
+            let Some(mut obj) = self.read_from(&key, from) else {
                 continue;
             };
+            for e in &mut obj.events {
+                e.index += base;
+                e.offset += from;
+            }
+            let read_to = obj
+                .events
+                .last()
+                .map(|e| (e.record.end as u64, e.index + 1));
             for e in &obj.events {
                 let pos = Position {
                     object: key.clone(),
@@ -201,9 +222,34 @@ impl Outbox {
                 }
                 f(&obj, e, pos)?;
             }
+            // Only the writer's own objects (plain, no extension) are read
+            // from a byte offset; compressed ones are read whole.
+            let plain = key
+                .rsplit('/')
+                .next()
+                .and_then(parse_object_name)
+                .is_some_and(|n| n.extension.is_none());
+            if let (Some((end, events)), true) = (read_to, plain) {
+                *tail = Tail {
+                    key: key.clone(),
+                    offset: from + end,
+                    events,
+                };
+            }
         }
         Ok(())
     }
+}
+
+/// Where a follower's last read of an object ended: the byte after its last
+/// complete record, and how many records came before. The writer only
+/// appends whole records to an object (and never again after a failed
+/// write), so the next pass reads on from there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tail {
+    key: String,
+    offset: u64,
+    events: u32,
 }
 
 /// How far each follower's target has confirmed, by target: an S3
@@ -288,6 +334,7 @@ impl Forwarder {
             progress,
             rt: Handle::current(),
             cursor: None,
+            tail: Tail::default(),
         };
         let (wake, stop) = (Arc::new(Wake::default()), Arc::new(AtomicBool::new(false)));
         let thread = {
@@ -397,6 +444,8 @@ struct Follower {
     rt: Handle,
     /// The last event handed to the engine in this process.
     cursor: Option<Position>,
+    /// Where the last pass stopped reading.
+    tail: Tail,
 }
 
 impl Follower {
@@ -478,7 +527,8 @@ impl Follower {
     fn pass(&mut self, sink: &mut dyn Delivering) -> Result<(), SinkError> {
         let resume = self.cursor.clone().or_else(|| self.confirmed());
         let (outbox, shown) = (self.outbox.clone(), self.shown.clone());
-        outbox.each_after(resume.as_ref(), |obj, e, pos| {
+        let mut tail = std::mem::take(&mut self.tail);
+        let passed = outbox.each_after(resume.as_ref(), &mut tail, |obj, e, pos| {
             let public = privacy::event_is_public(e);
             if public || self.target.include_private {
                 tracing::debug!(target = %shown, object = %pos.object, index = e.index, "forwarding");
@@ -489,7 +539,15 @@ impl Follower {
             }
             self.cursor = Some(pos);
             Ok::<_, SinkError>(())
-        })?;
+        });
+        // After a failure the engine goes back to its checkpoint, which may
+        // lie before the tail: read whole objects again.
+        self.tail = if passed.is_ok() {
+            tail
+        } else {
+            Tail::default()
+        };
+        passed?;
         sink.flush()
     }
 
@@ -498,15 +556,17 @@ impl Follower {
     fn measure_backlog(&self) {
         let mut waiting = 0;
         let mut oldest = None;
-        let _ = self
-            .outbox
-            .each_after(self.confirmed().as_ref(), |obj, e, _| {
+        let _ = self.outbox.each_after(
+            self.confirmed().as_ref(),
+            &mut Tail::default(),
+            |obj, e, _| {
                 if privacy::event_is_public(e) || self.target.include_private {
                     waiting += 1;
                     oldest = oldest.or(e.received_at.or(obj.object_time));
                 }
                 Ok::<_, crate::source::SourceError>(())
-            });
+            },
+        );
         self.gauges(waiting, oldest);
     }
 
@@ -532,6 +592,69 @@ impl Follower {
 mod tests {
     use super::*;
     use crate::deliver::RetryPolicy;
+
+    fn line(id: &str) -> Vec<u8> {
+        crate::archive::Record {
+            delivery_id: id.into(),
+            event: "ping".into(),
+            received_at: Utc::now(),
+            headers: std::collections::BTreeMap::new(),
+            body: format!(r#"{{"zen":"{id}"}}"#).into_bytes(),
+        }
+        .to_json_line()
+    }
+
+    /// (position index, delivery id) of what a pass hands over.
+    fn pass(outbox: &Outbox, after: Option<&Position>, tail: &mut Tail) -> Vec<(u32, String)> {
+        let mut seen = Vec::new();
+        outbox
+            .each_after(after, tail, |_, e, pos| {
+                seen.push((pos.index, e.delivery_id.clone().unwrap_or_default()));
+                Ok::<_, crate::source::SourceError>(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_follower_reads_on_from_its_tail_with_the_same_positions() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key =
+            "2026/01/15/10/ghreplay-1-2026-01-15-10-00-00-01a236cf-b96f-72a9-bcf5-95671595a4b7";
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let outbox = Outbox {
+            dir: dir.path().to_owned(),
+            prefix: String::new(),
+        };
+        let third = line("c");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(&[line("a"), line("b"), third[..20].to_vec()].concat())
+            .unwrap();
+        let mut tail = Tail::default();
+        assert_eq!(
+            pass(&outbox, None, &mut tail),
+            [(0, "a".into()), (1, "b".into())]
+        );
+        // The rest of the third record arrives, and a fourth.
+        file.write_all(&[third[20..].to_vec(), line("d")].concat())
+            .unwrap();
+        let after = Position {
+            object: key.into(),
+            index: 1,
+        };
+        assert_eq!(
+            pass(&outbox, Some(&after), &mut tail),
+            [(2, "c".into()), (3, "d".into())]
+        );
+        assert_eq!(pass(&outbox, Some(&after), &mut tail), [], "nothing new");
+        // Read whole, the positions are the same.
+        assert_eq!(
+            pass(&outbox, Some(&after), &mut Tail::default()),
+            [(2, "c".into()), (3, "d".into())]
+        );
+    }
 
     fn base() -> TargetOptions {
         TargetOptions {

@@ -28,7 +28,7 @@ use crate::db::{Database, DbError, TABLE};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
 use crate::filter::privacy;
 use crate::model::{ArchiveLocation, Dedupe, Position, Selection, TimeRange};
-use crate::server::forward::{Outbox, Progress};
+use crate::server::forward::{Outbox, Progress, Tail};
 use crate::server::Wake;
 use crate::sink::database::{self, Row};
 use crate::sink::{Sink, SinkError};
@@ -347,19 +347,33 @@ fn follow(
     if let Some(t) = indexer.newest() {
         on_delivery(t);
     }
+    // Nothing older than the history, whatever the watermark says.
+    let floor = Position {
+        object: format!(
+            "{}{}",
+            sources.outbox.prefix,
+            crate::archive::hour_prefix(Utc::now() - sources.history)
+        ),
+        index: 0,
+    };
+    let mut tail = Tail::default();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        let pass =
-            sources
-                .outbox
-                .each_after(indexer.watermark().cloned().as_ref(), |obj, e, pos| {
-                    indexer.add(obj, e, pos, privacy::event_is_public(e));
-                    if indexer.full() {
-                        indexer.flush().map_err(PassError::Db)?;
-                    }
-                    Ok::<_, PassError>(())
-                });
+        let after = indexer.watermark().cloned().max(Some(floor.clone()));
+        let pass = sources
+            .outbox
+            .each_after(after.as_ref(), &mut tail, |obj, e, pos| {
+                indexer.add(obj, e, pos, privacy::event_is_public(e));
+                if indexer.full() {
+                    indexer.flush().map_err(PassError::Db)?;
+                }
+                Ok::<_, PassError>(())
+            });
         let pass = pass.and_then(|()| indexer.flush().map_err(PassError::Db));
+        if pass.is_err() {
+            // What was not committed is read again, from whole objects.
+            tail = Tail::default();
+        }
         match pass {
             Ok(()) => progress.set(PROGRESS_NAME, indexer.watermark().cloned()),
             Err(e) => {
