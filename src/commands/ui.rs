@@ -11,6 +11,13 @@ use crate::signature;
 use crate::ui::{self, Ui};
 
 pub async fn run(args: &UiArgs) -> anyhow::Result<Outcome> {
+    if !args.db.exists() {
+        anyhow::bail!(
+            "{}: no such database; make one with `ghreplay --archive ARCHIVE load --db {}` (or run `serve --ui-listen` for live pages)",
+            args.db.display(),
+            args.db.display()
+        );
+    }
     let conn = Database::File(args.db.clone()).open_for_query()?;
     let secrets = match &args.secret_file {
         Some(path) => signature::parse_secrets(

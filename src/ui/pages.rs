@@ -301,7 +301,8 @@ pub fn activity(ui: &Ui, a: &Activity, until: DateTime<Utc>) -> Response {
     let since_last = a
         .last_delivery
         .map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
-    let quiet = since_last.is_some_and(|s| s > QUIET_WARNING.as_secs_f64());
+    // Only a receiver can say deliveries stopped arriving; a file is history.
+    let quiet = ui.live.is_some() && since_last.is_some_and(|s| s > QUIET_WARNING.as_secs_f64());
     let by_event = {
         let mut m: BTreeMap<&str, u64> = BTreeMap::new();
         for h in &a.hours {

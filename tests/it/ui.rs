@@ -499,3 +499,43 @@ async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
         || common::metric(server.port, "ghreplay_upload_backlog") == 0,
     );
 }
+
+#[test]
+fn a_quiet_receiver_says_so_on_the_page_and_on_metrics() {
+    // The bundled archive's deliveries are from January 2026: long quiet.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    for file in common::walk(Path::new(&common::fixture_archive())) {
+        let rel = file
+            .strip_prefix(common::fixture_archive())
+            .unwrap()
+            .to_owned();
+        std::fs::create_dir_all(archive.join(&rel).parent().unwrap()).unwrap();
+        std::fs::copy(&file, archive.join(&rel)).unwrap();
+    }
+    let server = Server::start(
+        &archive,
+        &[
+            "--ui-listen",
+            "127.0.0.1:0",
+            "--ui-history",
+            "1000d",
+            "--spool",
+            dir.path().join("spool").to_str().unwrap(),
+        ],
+    );
+    let ui = server.ui_port();
+    wait_until(
+        "the catch-up of the bundled archive",
+        Duration::from_secs(30),
+        || {
+            http(ui, "GET", "/activity", &[], b"")
+                .body
+                .contains("13 deliveries in the database")
+        },
+    );
+    let page = http(ui, "GET", "/activity", &[], b"").body;
+    assert!(page.contains(r#"class="freshness warn""#), "{page}");
+    let quiet = common::metric_f64(server.port, "ghreplay_seconds_since_last_delivery");
+    assert!(quiet > 300.0 * 86_400.0, "{quiet}");
+}

@@ -737,14 +737,22 @@ pub async fn wait_for_progress(cp: &Path) {
 }
 
 /// A counter from a running server's `/metrics`.
-pub fn metric(port: u16, name: &str) -> u64 {
+/// A gauge's value from `/metrics`.
+pub fn metric_f64(port: u16, name: &str) -> f64 {
     http(port, "GET", "/metrics", &[], b"")
         .body
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {name} on /metrics"))
         .parse()
         .unwrap()
+}
+
+/// A counter's value from `/metrics`.
+pub fn metric(port: u16, name: &str) -> u64 {
+    let v = metric_f64(port, name);
+    assert!(v >= 0.0 && v.fract() == 0.0, "{name} is not a count: {v}");
+    v.to_string().parse().unwrap()
 }
 
 /// Every file below `dir`, in path order.
