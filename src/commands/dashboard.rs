@@ -45,7 +45,7 @@ mod enabled {
 
     /// Checks the dashboard's flags, binds its address and opens its
     /// database; `None` without `--ui-listen`.
-    pub async fn prepare(args: &ServeArgs, _metrics: &Metrics) -> anyhow::Result<Option<Prepared>> {
+    pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         let Some(listen) = &args.ui_listen else {
             if args.ui.any() || args.ui_db.is_some() {
                 bail!("--ui-db, --ui-token-file, --ui-tls-* and --ui-public-only set up the dashboard: give --ui-listen ADDR too");
@@ -173,7 +173,7 @@ mod disabled {
     pub enum Prepared {}
     pub enum Running {}
 
-    pub async fn prepare(_: &ServeArgs, _: &Metrics) -> anyhow::Result<Option<Prepared>> {
+    pub async fn prepare(_: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         Ok(None)
     }
 

@@ -47,7 +47,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     let (index, known) = rebuild_index(global, &location, &spool, dedupe_window, &metrics).await?;
 
     let forwards = forward_targets(global, args)?;
-    let dashboard = dashboard::prepare(args, &metrics).await?;
+    let dashboard = dashboard::prepare(args).await?;
     let progress = Arc::new(forward::Progress::new(
         forwards
             .iter()

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{ndjson, post_delivery, stderr, unique_name, Moto, Server};
+use crate::common::{ndjson, post_delivery, stderr, Moto, Server};
 
 fn spool_files(dir: &std::path::Path) -> usize {
     ghreplay::server::upload::leftovers(dir).len()
@@ -13,13 +13,7 @@ fn spool_files(dir: &std::path::Path) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn deliveries_reach_s3_gzip_and_the_spool_empties() {
     let moto = Moto::start();
-    let bucket = unique_name("ghreplay-serve");
-    moto.s3()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = moto.new_bucket("ghreplay-serve").await;
     let archive = format!("s3://{bucket}/hooks/");
     let spool = tempfile::tempdir().unwrap();
     let spool_s = spool.path().to_str().unwrap();

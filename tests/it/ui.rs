@@ -411,13 +411,7 @@ fn ui_shows_a_loaded_database_without_live_parts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
     let moto = common::Moto::start();
-    let bucket = common::unique_name("ghreplay-ui");
-    moto.s3()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = moto.new_bucket("ghreplay-ui").await;
     let archive = format!("s3://{bucket}/hooks/");
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");

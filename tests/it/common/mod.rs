@@ -174,6 +174,18 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    /// A new, empty bucket named after `stem`.
+    pub async fn new_bucket(&self, stem: &str) -> String {
+        let bucket = unique_name(stem);
+        self.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        bucket
+    }
+
     /// Creates `bucket` and uploads every file under `dir` with `prefix` before its relative path.
     pub async fn upload_dir(&self, bucket: &str, dir: &Path, prefix: &str) {
         let s3 = self.s3();
