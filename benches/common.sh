@@ -8,17 +8,25 @@ bin="$CARGO_TARGET_DIR/release/ghreplay"
 # (`--no-default-features`): minutes instead of most of an hour from cold.
 lean="--no-default-features"
 
-# The benchmark archive of $1 events (Mozilla shape, gzip, 24 hours, 100
-# records per object, seed 1: ~1.1 GB uncompressed for 100,000), built once
-# and kept under $BENCH_DATA; prints its directory.
+# The benchmark archive of $1 events (Mozilla shape, gzip, 24 hours, $2
+# records per object (default 100), seed 1: ~1.1 GB uncompressed for
+# 100,000), built once and kept under $BENCH_DATA; prints its directory.
 bench_data() {
-  local data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/read-$1"
+  local per="${2:-100}" data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/read-$1"
+  [ "$per" = 100 ] || data="$data-k$per"
   if [ ! -d "$data" ]; then
     echo "building a $1-event archive in $data" >&2
     python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$data" \
-      --events "$1" --hours 24 --records-per-object 100 --seed 1 --manifest "$data.manifest.json" >&2
+      --events "$1" --hours 24 --records-per-object "$per" --envelope mozilla --compress gzip \
+      --seed 1 --manifest "$data.manifest.json" >&2
   fi
   echo "$data"
+}
+
+# A bench tool's own binary (benches/$1.rs), built without DuckDB; prints its path.
+bench_bin() {
+  cargo bench $lean --bench "$1" --no-run 2>&1 \
+    | sed -n "s/.*Executable .*(\(.*$1-[^)]*\)).*/\1/p" | tail -1
 }
 
 # The uncompressed bytes of the benchmark archive in directory $1.
@@ -44,6 +52,18 @@ measure() {
     [ "$m" -gt "$rss" ] && rss=$m
   done
   echo "$best $rss"
+}
+
+# Median wall time (s) and peak RSS (KB) over $RUNS (default 5) runs.
+measure_median() {
+  local times="" rss=0 out
+  for _ in $(seq "${RUNS:-5}"); do
+    out=$( { /usr/bin/time -f '%e %M' bash -c "$1" > /dev/null; } 2>&1 | tail -1)
+    read -r t m <<< "$out"
+    times="$times $t"
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  echo "$(printf '%s\n' $times | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $rss"
 }
 
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }

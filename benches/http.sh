@@ -13,12 +13,8 @@ events="${1:-100000}"
 . benches/common.sh
 
 cargo build --release --quiet $lean
-# The bench tools' own binaries, not `cargo bench` around them, so that
-# killing the receiver really stops it.
-bench_bin() {
-  cargo bench $lean --bench "$1" --no-run 2>&1 \
-    | sed -n "s/.*Executable .*(\(.*$1-[^)]*\)).*/\1/p" | tail -1
-}
+# The bench tools' own binaries (common.sh's bench_bin), not `cargo bench`
+# around them, so that killing the receiver really stops it.
 receiver_bin=$(bench_bin bare_receiver)
 client_bin=$(bench_bin http_bare)
 [ -x "$receiver_bin" ] && [ -x "$client_bin" ] || { echo "http.sh: cannot find the bench binaries" >&2; exit 2; }

@@ -86,6 +86,9 @@ pub struct Event {
     pub received_at: Option<DateTime<Utc>>,
     /// The GitHub payload, a JSON object, as it was archived.
     pub payload: Span,
+    /// Whether the payload may hold raw line breaks (between tokens, as
+    /// pretty-printed JSON has); when false it prints on one line as it is.
+    pub payload_line_breaks: bool,
     /// Ghreplay shape: the body bytes exactly as GitHub sent them, and the
     /// kept headers as a JSON object, for re-verifying the signature.
     pub raw_body: Option<Span>,
@@ -112,17 +115,6 @@ pub enum Private {
     Bool(bool),
     /// Present but not a boolean (null, a string...).
     Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Private {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(
-            match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
-                serde_json::Value::Bool(b) => Private::Bool(b),
-                _ => Private::Other,
-            },
-        )
-    }
 }
 
 /// Where an event stands in the archive: its object and record index.

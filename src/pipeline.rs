@@ -221,6 +221,10 @@ pub async fn run<S: Sink + 'static>(
                     }
                 }
             }
+            if let Err(err) = sink.end_object(&obj) {
+                result = Err(err);
+                break 'objects;
+            }
             progress.advance(obj.compressed_bytes, filter.counts.kept);
         }
         progress.finish();

@@ -2,24 +2,31 @@
 //! with a size cap), split back-to-back JSON documents, and read each record
 //! of any shape into an [`Event`] whose payload stays as raw bytes.
 //!
+//! The fast path, taken by every well-formed object: one whole-buffer gunzip
+//! (libdeflate), one UTF-8 check of the result (SIMD), and one pass over each
+//! record's bytes ([`scan`]) that checks it is JSON, finds its end, and picks
+//! out the envelope and the payload facts together. Whatever the fast path
+//! cannot vouch for (several gzip members, a cut or corrupt stream, a size
+//! past the cap) is read by streaming, which keeps every record before the
+//! fault.
+//!
 //! Bad input is data: a corrupt stream or record becomes a [`DecodeError`] in
 //! [`DecodedObject::problems`], and decoding goes on past it, so that no good
 //! record is lost to a bad neighbour.
 
-mod fields;
 pub mod infer;
+mod inflate;
+mod scan;
 
-use std::io::Read;
+use std::borrow::Cow;
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use flate2::read::MultiGzDecoder;
-use serde_json::value::RawValue;
 
 use crate::archive;
 use crate::model::Shape;
 pub use crate::model::{Event, Private, Span};
-use fields::{Fields, LooseStr};
+use scan::ScanError;
 
 /// What an object's bytes could not give.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,11 +54,13 @@ pub enum DecodeError {
 #[derive(Debug, thiserror::Error)]
 enum RecordError {
     #[error("payload is not a JSON object ({0})")]
-    Payload(#[source] serde_json::Error),
+    Payload(#[source] ScanError),
     #[error("ghreplay record format version {0} is not one this build reads (1 to {max})", max = archive::RECORD_VERSION)]
     Version(String),
     #[error("ghreplay record without `{0}`")]
     Missing(String),
+    #[error("bad `{field}` (not an unsigned integer)", field = archive::field::BODY_CRC32)]
+    Crc32,
     #[error("bad `{field}` {0:?} ({1})", field = archive::field::RECEIVED_AT)]
     ReceivedAt(String, #[source] chrono::ParseError),
     #[error("bad `{field}` ({0})", field = archive::field::BODY_BASE64)]
@@ -105,6 +114,12 @@ pub struct DecodedObject {
     pub problems: Vec<DecodeError>,
 }
 
+impl Drop for DecodedObject {
+    fn drop(&mut self) {
+        inflate::recycle(std::mem::take(&mut self.data));
+    }
+}
+
 impl DecodedObject {
     /// An object that could not be read at all.
     #[must_use]
@@ -142,7 +157,7 @@ pub fn decode_object(
 ) -> DecodedObject {
     let compressed_bytes = raw.len() as u64;
     let mut problems = Vec::new();
-    let data = match decompress(raw, opts.max_object_bytes) {
+    let data = match inflate::decompress(raw, opts.max_object_bytes) {
         Ok(data) => data,
         Err((data, e)) => {
             problems.push(e);
@@ -217,56 +232,6 @@ fn nesting(text: &[u8]) -> usize {
     deepest
 }
 
-/// Returns the decompressed bytes, or what could be decompressed and why the
-/// rest could not.
-fn decompress(raw: Vec<u8>, cap: u64) -> Result<Vec<u8>, (Vec<u8>, DecodeError)> {
-    const ZIP: &[u8] = b"PK\x03\x04";
-    const SNAPPY_FRAMED: &[u8] = b"\xff\x06\x00\x00sNaPpY";
-    if raw.starts_with(ZIP) {
-        return Err((Vec::new(), DecodeError::UnsupportedCompression("zip")));
-    }
-    if raw.starts_with(SNAPPY_FRAMED) {
-        return Err((Vec::new(), DecodeError::UnsupportedCompression("snappy")));
-    }
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        if raw.len() as u64 > cap {
-            let mut raw = raw;
-            raw.truncate(cap as usize);
-            return Err((raw, DecodeError::TooLarge { limit: cap }));
-        }
-        return Ok(raw);
-    }
-    // The gzip trailer holds the last member's size mod 2^32: a good guess
-    // for the buffer, trusted only within reason.
-    let hint = raw.len().checked_sub(4).map_or(0, |at| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&raw[at..]);
-        u32::from_le_bytes(b) as usize
-    });
-    let plausible = hint.min(raw.len().saturating_mul(64)).min(cap as usize);
-    let mut out = Vec::with_capacity(plausible.max(raw.len()));
-    let result = MultiGzDecoder::new(raw.as_slice())
-        .take(cap + 1)
-        .read_to_end(&mut out);
-    match result {
-        Err(e) => {
-            let decompressed = out.len() as u64;
-            Err((
-                out,
-                DecodeError::Gzip {
-                    decompressed,
-                    message: e.to_string(),
-                },
-            ))
-        }
-        Ok(_) if out.len() as u64 > cap => {
-            out.truncate(cap as usize);
-            Err((out, DecodeError::TooLarge { limit: cap }))
-        }
-        Ok(_) => Ok(out),
-    }
-}
-
 fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
     while pos < data.len() && matches!(data[pos], b' ' | b'\n' | b'\r' | b'\t') {
         pos += 1;
@@ -277,55 +242,46 @@ fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
 /// Splits `data` into JSON documents (back to back, newline-delimited, or
 /// both) and turns each into an event; bad stretches become problems.
 fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<DecodeError>) {
-    // serde_json checks UTF-8 only in the strings it parses, not in those
-    // it skips; a record is printed and sent as text, so it must be UTF-8
-    // throughout. The object is checked once, record by record only if
-    // that fails. (Found by fuzzing: a good-looking record whose skipped
-    // field held bytes that are not UTF-8.)
-    let all_utf8 = std::str::from_utf8(data).is_ok();
+    // The scan checks JSON, not UTF-8; a record is printed and sent as text,
+    // so it must be UTF-8 throughout. The object is checked once, record by
+    // record only if that fails. (Found by fuzzing: a good-looking record
+    // whose skipped field held bytes that are not UTF-8.)
+    let all_utf8 = simdutf8::basic::from_utf8(data).is_ok();
     let mut pos = skip_whitespace(data, 0);
     while pos < data.len() {
-        let mut stream = serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<Fields>();
-        let base = pos;
-        loop {
-            let start = skip_whitespace(data, base + stream.byte_offset());
-            match stream.next() {
-                None => {
-                    pos = data.len();
-                    break;
-                }
-                Some(Ok(fields)) => {
-                    let end = base + stream.byte_offset();
-                    let index = events.len() as u32;
-                    let built = if all_utf8 || std::str::from_utf8(&data[start..end]).is_ok() {
-                        build_event(fields, start..end, data, index)
-                    } else {
-                        Err(RecordError::NotUtf8)
-                    };
-                    match built {
-                        Ok(event) => events.push(event),
-                        Err(reason) => problems.push(DecodeError::Record {
-                            offset: start as u64,
-                            skipped: (end - start) as u64,
-                            message: reason.to_string(),
-                        }),
-                    }
-                }
-                Some(Err(e)) => {
-                    let next = resync(data, start);
-                    let message = if e.is_eof() && next == data.len() {
-                        "incomplete record at the end of the object".to_owned()
-                    } else {
-                        format!("not a JSON record ({e})")
-                    };
-                    problems.push(DecodeError::Record {
+        let start = pos;
+        match scan::record(data, start) {
+            Ok(record) => {
+                let end = record.end;
+                let index = events.len() as u32;
+                let built = if all_utf8 || std::str::from_utf8(&data[start..end]).is_ok() {
+                    build_event(record, start..end, data, index)
+                } else {
+                    Err(RecordError::NotUtf8)
+                };
+                match built {
+                    Ok(event) => events.push(event),
+                    Err(reason) => problems.push(DecodeError::Record {
                         offset: start as u64,
-                        skipped: (next - start) as u64,
-                        message,
-                    });
-                    pos = next;
-                    break;
+                        skipped: (end - start) as u64,
+                        message: reason.to_string(),
+                    }),
                 }
+                pos = skip_whitespace(data, end);
+            }
+            Err(e) => {
+                let next = resync(data, start);
+                let message = if e.is_eof() && next == data.len() {
+                    "incomplete record at the end of the object".to_owned()
+                } else {
+                    format!("not a JSON record ({e})")
+                };
+                problems.push(DecodeError::Record {
+                    offset: start as u64,
+                    skipped: (next - start) as u64,
+                    message,
+                });
+                pos = next;
             }
         }
     }
@@ -333,24 +289,17 @@ fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<Decode
 
 /// The next place after a bad document `from` where a record starts: a `{`
 /// right after a `}` or a newline (where documents meet; compact JSON has
-/// neither inside a value outside strings) that parses as a record.
+/// neither inside a value outside strings) that reads as a record.
 fn resync(data: &[u8], from: usize) -> usize {
     for at in memchr::memchr_iter(b'{', &data[from + 1..]).map(|i| from + 1 + i) {
         if !matches!(data[at - 1], b'}' | b'\n' | b'\r') {
             continue;
         }
-        let mut probe = serde_json::Deserializer::from_slice(&data[at..]).into_iter::<Fields>();
-        if matches!(probe.next(), Some(Ok(_))) {
+        if scan::record(data, at).is_ok() {
             return at;
         }
     }
     data.len()
-}
-
-/// The byte range of a borrowed slice within `data`.
-fn range_in(data: &[u8], part: &str) -> Range<usize> {
-    let start = part.as_ptr() as usize - data.as_ptr() as usize;
-    start..start + part.len()
 }
 
 /// Payload facts, read from the payload object itself.
@@ -364,26 +313,37 @@ struct Facts {
 }
 
 impl Facts {
-    fn from_fields(f: Fields<'_>) -> Self {
+    fn from_scan(f: scan::Facts<'_>) -> Self {
         Facts {
             inferred_event: infer::infer_event(f.keys, f.action.as_deref(), f.alert),
-            action: f.action.into_string(),
-            repository: f.repository.full_name.into_string(),
+            action: f.action.map(Cow::into_owned),
+            repository: f.repository.full_name.map(Cow::into_owned),
             repository_object: f.repository.is_object,
             private: f.repository.private,
-            sender: f.sender.0.into_string(),
+            sender: f.sender.map(Cow::into_owned),
         }
     }
 
     fn of_payload(text: &[u8]) -> Result<Self, RecordError> {
-        serde_json::from_slice::<Fields>(text)
-            .map(Facts::from_fields)
+        scan::payload(text)
+            .map(Facts::from_scan)
             .map_err(RecordError::Payload)
+    }
+
+    /// The facts of a `body` read in the record's pass: an object's, or the
+    /// reason it has none.
+    fn of_body(body: &Range<usize>, facts: Option<scan::Facts<'_>>) -> Result<Self, RecordError> {
+        facts
+            .map(Facts::from_scan)
+            .ok_or(RecordError::Payload(ScanError {
+                at: body.start,
+                kind: scan::ErrorKind::Expected("a JSON object"),
+            }))
     }
 }
 
 fn build_event(
-    f: Fields<'_>,
+    r: scan::Record<'_>,
     doc: Range<usize>,
     data: &[u8],
     index: u32,
@@ -402,20 +362,22 @@ fn build_event(
         sender: None,
         received_at: None,
         payload: Span::Range(doc.clone()),
+        payload_line_breaks: r.line_breaks,
         raw_body: None,
         headers: None,
     };
-    let facts = if f.version.is_some() {
+    let facts = if r.version.is_some() {
         event.shape = Shape::Ghreplay;
-        own_record(f, data, &mut event)?
-    } else if let (Some(body), Some(name)) = (f.body, f.event.as_deref()) {
+        own_record(r, data, &mut event)?
+    } else if let (Some((body, facts)), Some(name)) = (r.body, &r.event) {
         event.shape = Shape::Mozilla;
-        name.clone_into(&mut event.event);
-        event.delivery_id = f.request_id.into_string();
-        event.payload = Span::Range(range_in(data, body.get()));
-        Facts::of_payload(body.get().as_bytes())?
+        name.as_ref().clone_into(&mut event.event);
+        event.delivery_id = r.request_id.map(Cow::into_owned);
+        let facts = Facts::of_body(&body, facts)?;
+        event.payload = Span::Range(body);
+        facts
     } else {
-        Facts::from_fields(f)
+        Facts::from_scan(r.facts)
     };
     if event.shape == Shape::Raw {
         facts.inferred_event.clone_into(&mut event.event);
@@ -430,61 +392,57 @@ fn build_event(
 
 /// Reads ghreplay's own record (see `archive::Record`), checking its version
 /// and body checksum so that a torn or altered record is never taken as good.
-fn own_record(f: Fields<'_>, data: &[u8], event: &mut Event) -> Result<Facts, RecordError> {
+fn own_record(r: scan::Record<'_>, data: &[u8], event: &mut Event) -> Result<Facts, RecordError> {
     use archive::field;
-    let version = f.version.map_or("", RawValue::get);
+    let version = r.version.unwrap_or_default();
     if !matches!(version.parse::<u64>(), Ok(v) if (1..=archive::RECORD_VERSION).contains(&v)) {
         return Err(RecordError::Version(version.to_owned()));
     }
-    let required = |v: LooseStr<'_>, name: &str| {
-        v.into_string()
+    let required = |v: Option<Cow<'_, str>>, name: &str| {
+        v.map(Cow::into_owned)
             .ok_or_else(|| RecordError::Missing(name.to_owned()))
     };
-    event.delivery_id = Some(required(f.delivery_id, field::DELIVERY_ID)?);
-    event.event = required(f.event, field::EVENT)?;
-    let received_at = required(f.received_at, field::RECEIVED_AT)?;
+    event.delivery_id = Some(required(r.delivery_id, field::DELIVERY_ID)?);
+    event.event = required(r.event, field::EVENT)?;
+    let received_at = required(r.received_at, field::RECEIVED_AT)?;
     event.received_at = Some(
         DateTime::parse_from_rfc3339(&received_at)
             .map_err(|e| RecordError::ReceivedAt(received_at.clone(), e))?
             .with_timezone(&Utc),
     );
-    event.headers = f.headers.map(|h| RawValue::get(h).to_owned());
-    let crc = f
-        .body_crc32
-        .ok_or_else(|| RecordError::Missing(field::BODY_CRC32.to_owned()))?;
+    event.headers = r.headers.map(str::to_owned);
+    let crc = match r.body_crc32 {
+        scan::Crc::Value(crc) => crc,
+        scan::Crc::Absent => return Err(RecordError::Missing(field::BODY_CRC32.to_owned())),
+        scan::Crc::Bad => return Err(RecordError::Crc32),
+    };
 
-    let (body, body_bytes): (Span, Vec<u8>) = match (f.body, f.body_base64.0) {
-        (Some(raw), None) => {
-            let range = range_in(data, raw.get());
-            (Span::Range(range), Vec::new())
+    match (r.body, r.body_base64) {
+        // The body as received was JSON, embedded byte for byte: it is the
+        // payload, and the record's pass has read its facts.
+        (Some((range, facts)), None) => {
+            if u64::from(crc32fast::hash(&data[range.clone()])) != crc {
+                return Err(RecordError::Checksum);
+            }
+            let facts = Facts::of_body(&range, facts)?;
+            event.payload = Span::Range(range.clone());
+            event.raw_body = Some(Span::Range(range));
+            Ok(facts)
         }
         (None, Some(b64)) => {
             let bytes = archive::decode_body_base64(&b64).map_err(RecordError::Base64)?;
-            (Span::Owned(bytes.clone().into_boxed_slice()), bytes)
-        }
-        _ => return Err(RecordError::Body),
-    };
-    let raw = match &body {
-        Span::Range(r) => &data[r.clone()],
-        Span::Owned(_) => &body_bytes[..],
-    };
-    if u64::from(crc32fast::hash(raw)) != crc {
-        return Err(RecordError::Checksum);
-    }
-    let facts = match &body {
-        Span::Range(r) => {
-            event.payload = Span::Range(r.clone());
-            Facts::of_payload(raw)?
-        }
-        Span::Owned(_) => {
-            let payload = payload_of_body(raw)?;
+            if u64::from(crc32fast::hash(&bytes)) != crc {
+                return Err(RecordError::Checksum);
+            }
+            let payload = payload_of_body(&bytes)?;
             let facts = Facts::of_payload(&payload)?;
+            event.payload_line_breaks = memchr::memchr2(b'\n', b'\r', &payload).is_some();
             event.payload = Span::Owned(payload.into_boxed_slice());
-            facts
+            event.raw_body = Some(Span::Owned(bytes.into_boxed_slice()));
+            Ok(facts)
         }
-    };
-    event.raw_body = Some(body);
-    Ok(facts)
+        _ => Err(RecordError::Body),
+    }
 }
 
 /// The JSON payload inside a body that could not be embedded: the `payload`
@@ -510,7 +468,7 @@ mod tests {
 
     use super::*;
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()

@@ -211,6 +211,7 @@ mod tests {
             sender: None,
             received_at: None,
             payload: Span::Range(0..0),
+            payload_line_breaks: false,
             raw_body: None,
             headers: None,
         }

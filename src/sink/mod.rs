@@ -61,6 +61,13 @@ pub trait Sink: Send {
         event: &Event,
         public: bool,
     ) -> Result<(), SinkError>;
+    /// An object's events have all been offered. The read pipeline calls it
+    /// after each object, while the object is still alive, so that a sink can
+    /// hold on to its events' bytes until then (`cat` writes an object's lines
+    /// in one go, straight from the decompressed buffer).
+    fn end_object(&mut self, _object: &DecodedObject) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Flushes; called once after the last event.
     fn finish(&mut self) -> Result<(), SinkError>;
     /// Settles what was sent so far, without ending (a live forwarder calls
