@@ -48,6 +48,11 @@ pub fn decode_object(data: &[u8]) {
         assert!(e.record.end <= obj.data.len(), "record past the object");
         let payload = obj.bytes(&e.payload);
         assert!(std::str::from_utf8(payload).is_ok(), "payload not UTF-8");
+        // The read path's own JSON pass must agree with serde_json's.
+        assert!(
+            serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok(),
+            "payload not JSON"
+        );
         if let Some(raw) = &e.raw_body {
             let _ = obj.bytes(raw);
         }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Read-path benchmark from S3 (issue 14), in one run on this machine: the
+# read.sh archive (500 records per object) uploaded to moto, then
+# `cat --public-only > /dev/null` read
+#   baseline:  from moto directly (moto's own cost on these cores)
+#   latency:   through benches/latency_proxy.rs, which holds each request
+#              LATENCY_MS (default 50) before passing it to moto
+# and, for scale, from the local directory. Medians of RUNS (default 3).
+#   bash benches/read_s3.sh [EVENTS] [LATENCY_MS] [FETCH_JOBS...]
+# Each FETCH_JOBS value (default: ghreplay's default) is one pair of rows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+events="${1:-100000}"
+latency="${2:-50}"
+shift $(( $# > 2 ? 2 : $# ))
+jobs_list=("$@")
+[ ${#jobs_list[@]} -gt 0 ] || jobs_list=(default)
+. benches/common.sh
+[ -x "$venv/bin/moto_server" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet 'moto[server]'; }
+cargo build --release --quiet $lean
+proxy_bin=$(bench_bin latency_proxy)
+[ -x "$proxy_bin" ] || { echo "read_s3.sh: cannot find the latency_proxy bench binary" >&2; exit 2; }
+data=$(bench_data "$events" 500)
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$work/moto.log" 2>&1 &
+for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE
+"$venv/bin/python" - "$data" "http://127.0.0.1:$port" <<'PY'
+import os, sys, boto3
+root, endpoint = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+s3.create_bucket(Bucket="bench")
+for d, _, files in os.walk(root):
+    for f in files:
+        path = os.path.join(d, f)
+        s3.upload_file(path, "bench", os.path.relpath(path, root))
+PY
+"$proxy_bin" "127.0.0.1:$port" "$latency" > "$work/proxy.addr" &
+for _ in $(seq 100); do [ -s "$work/proxy.addr" ] && break; sleep 0.1; done
+proxy=$(head -1 "$work/proxy.addr")
+
+# The counts must agree before the times mean anything.
+local_count=$("$bin" --archive "$data" cat --public-only -q | wc -l)
+s3_count=$("$bin" --archive s3://bench --endpoint-url "http://$proxy" cat --public-only -q | wc -l)
+[ "$local_count" = "$s3_count" ] || { echo "counts differ: local $local_count, s3 $s3_count" >&2; exit 1; }
+
+read -r lt lm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive '$data' cat --public-only -q")"
+echo "Archive: $events events, $(find "$data" -type f | wc -l) objects, $(( $(du -sb "$data" | cut -f1) / 1000000 )) MB gzip; latency added: $latency ms per request; $(nproc) cores."
+echo
+echo "| run | fetch jobs | wall (median of ${RUNS:-3}) | peak RSS | vs moto, no latency |"
+echo "|---|---|---|---|---|"
+echo "| local directory (for scale) | | ${lt} s | $((lm / 1024)) MB | |"
+for jobs in "${jobs_list[@]}"; do
+  flag=""; [ "$jobs" = default ] || flag="--fetch-jobs $jobs"
+  read -r mt mm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://127.0.0.1:$port' cat --public-only -q $flag")"
+  read -r pt pm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://$proxy' cat --public-only -q $flag")"
+  echo "| moto (baseline) | $jobs | ${mt} s | $((mm / 1024)) MB | 1.00 |"
+  echo "| moto + ${latency} ms per request | $jobs | ${pt} s | $((pm / 1024)) MB | $(ratio "$pt" "$mt") |"
+done
