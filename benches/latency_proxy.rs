@@ -48,7 +48,10 @@ async fn relay(client: TcpStream, server: TcpStream, delay: Duration) {
     let read = async move {
         let mut buf = vec![0; 64 * 1024];
         while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
-            if due_tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            if due_tx
+                .send((Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+            {
                 break;
             }
         }

@@ -80,11 +80,13 @@ thread_local! {
 const MAX_DEFLATE_RATIO: usize = 1032;
 
 /// Decompressed buffers given back by objects the run is done with, for the
-/// next ones. Bounded in number and in each one's size, so that what is kept
-/// stays small beside the objects in flight.
+/// next ones. Bounded in number and in bytes, so that what is kept stays
+/// small beside the objects in flight (and in a long-running `serve`).
 static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 const SPARE_BUFFERS: usize = 8;
-const RECYCLED: std::ops::RangeInclusive<usize> = (64 << 10)..=(64 << 20);
+const SPARE_BYTES: usize = 64 << 20;
+/// Smaller buffers are not worth keeping.
+const RECYCLED_FROM: usize = 64 << 10;
 
 /// A buffer of `size` bytes: a spare one when it is large enough (its bytes
 /// are whatever it last held: the caller overwrites them all), else a new one.
@@ -101,11 +103,12 @@ fn buffer(size: usize) -> Vec<u8> {
 
 /// Gives a decompressed object's buffer back (see [`SPARE`]).
 pub(super) fn recycle(buf: Vec<u8>) {
-    if !RECYCLED.contains(&buf.capacity()) {
+    if buf.capacity() < RECYCLED_FROM {
         return;
     }
     if let Ok(mut spare) = SPARE.lock() {
-        if spare.len() < SPARE_BUFFERS {
+        let kept: usize = spare.iter().map(Vec::capacity).sum();
+        if spare.len() < SPARE_BUFFERS && kept + buf.capacity() <= SPARE_BYTES {
             spare.push(buf);
         }
     }
