@@ -133,6 +133,9 @@ pub struct Record<'a> {
 /// Reads the record starting at `start` (its `{`, after any whitespace).
 pub fn record(data: &[u8], start: usize) -> Result<Record<'_>> {
     let mut s = Scan::new(data, start);
+    if s.peek() != Some(b'{') {
+        return Err(s.error(ErrorKind::Expected("a JSON object")));
+    }
     let mut r = Record::default();
     s.object(|s, key| {
         let start = s.value_start();
