@@ -19,7 +19,7 @@ receiver_bin=$(bench_bin bare_receiver)
 client_bin=$(bench_bin http_bare)
 [ -x "$receiver_bin" ] && [ -x "$client_bin" ] || { echo "http.sh: cannot find the bench binaries" >&2; exit 2; }
 data=$(bench_data "$events")
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 "$receiver_bin" --ok > "$work/addr" &
 for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 url="http://$(head -1 "$work/addr")/webhook"

@@ -1,7 +1,7 @@
 //! A TCP proxy that adds latency, for `benches/read_s3.sh`: what S3 costs a
 //! reader that moto on the same machine does not, a round trip before each
-//! answer. Every chunk a client sends is held for DELAY_MS before it is
-//! passed on (in order), so each request reaches the server DELAY_MS late;
+//! answer. Every chunk a client sends is held for `DELAY_MS` before it is
+//! passed on (in order), so each request reaches the server `DELAY_MS` late;
 //! answers come back at once. Other tests are not slowed (unlike `tc netem`).
 //!
 //! ```text

@@ -47,7 +47,7 @@ read -r gt gm <<< "$(measure_median "'$bin' --archive '$data' cat --public-only 
 # serve's start-up reads the archive's last dedupe window to rebuild its index
 # of delivery ids: here the whole archive (a window of ten years), in a copy,
 # since serve writes beside what it reads. Time to its "listening on" line.
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r "$data" "$work/archive"
 echo bench-secret > "$work/secret"
 serve_start() {

@@ -21,7 +21,7 @@ cargo build --release --quiet $lean
 proxy_bin=$(bench_bin latency_proxy)
 [ -x "$proxy_bin" ] || { echo "read_s3.sh: cannot find the latency_proxy bench binary" >&2; exit 2; }
 data=$(bench_data "$events" 500)
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$work/moto.log" 2>&1 &

@@ -18,7 +18,7 @@ bare_bin=$(cargo bench $lean --bench bare_receiver --no-run 2>&1 \
   | sed -n 's/.*Executable .*(\(.*bare_receiver-[^)]*\)).*/\1/p' | tail -1)
 [ -x "$bare_bin" ] || { echo "serve.sh: cannot find the bare_receiver bench binary" >&2; exit 2; }
 bin="$CARGO_TARGET_DIR/release/ghreplay"
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 secret="bench-secret"
 
 # A 10 KB payload (a GitHub issues example, compact) and its signature.

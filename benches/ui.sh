@@ -23,7 +23,7 @@ secs="${2:-10}"
 cargo build --release --quiet --locked
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 duckdb=$(duckdb_cli)
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # --- pages -------------------------------------------------------------------
 base=100000
@@ -42,6 +42,7 @@ fi
 rows=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT count(*) FROM deliveries")
 
 "$bin" ui --db "$db" --listen 127.0.0.1:0 2> "$work/ui.log" &
+ui_pid=$!
 for _ in $(seq 100); do grep -q "dashboard on" "$work/ui.log" 2>/dev/null && break; sleep 0.1; done
 ui=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/ui.log" | head -1)
 repo=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT repository FROM deliveries WHERE event = 'release' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
@@ -57,7 +58,10 @@ shell_ms() {
   { echo ".timer on"; for _ in $(seq 20); do echo "$1"; done; } \
     | "$duckdb" -readonly "$db" 2>&1 | awk '/Run Time/ {printf "%.1f\n", $5 * 1000}' | median
 }
-releases_sql="SELECT row_key, epoch_us(received_at), repository, payload->>'\$.release.tag_name', payload->>'\$.release.name', action, TRY_CAST(payload->>'\$.release.draft' AS BOOLEAN), TRY_CAST(payload->>'\$.release.prerelease' AS BOOLEAN), sender, payload->>'\$.release.html_url', private, public FROM deliveries WHERE row_key IN (SELECT row_key FROM deliveries WHERE event = 'release' ORDER BY received_at DESC NULLS LAST LIMIT 200) ORDER BY received_at DESC NULLS LAST, row_key;"
+# The Releases page first finds its last row's time (a narrow query), then reads
+# the rows at or after it: the main query, with that time as the page has it.
+cutoff=$("$duckdb" -readonly -noheader -list "$db" -c "SELECT epoch_us(received_at) FROM deliveries WHERE event = 'release' ORDER BY received_at DESC NULLS LAST LIMIT 1 OFFSET 199")
+releases_sql="SELECT row_key, epoch_us(received_at), repository, payload->>'\$.release.tag_name', payload->>'\$.release.name', action, TRY_CAST(payload->>'\$.release.draft' AS BOOLEAN), TRY_CAST(payload->>'\$.release.prerelease' AS BOOLEAN), sender, payload->>'\$.release.html_url', private, public FROM deliveries WHERE event = 'release' AND received_at >= make_timestamp($cutoff) ORDER BY received_at DESC NULLS LAST, row_key LIMIT 200;"
 activity_sql="SELECT epoch_us(date_trunc('hour', received_at)), event, count(*) FROM deliveries WHERE received_at >= (SELECT max(received_at) FROM deliveries) - INTERVAL 48 HOUR GROUP BY ALL ORDER BY 1, 2;"
 search_sql="SELECT row_key, delivery_id, epoch_us(received_at), event, action, repository, sender, private, public FROM deliveries WHERE true AND repository = '$repo' AND event = 'release' ORDER BY received_at DESC NULLS LAST, row_key LIMIT 200;"
 lookup_sql="SELECT row_key, delivery_id, epoch_us(received_at), event, action, repository, sender, private, public FROM deliveries WHERE true AND delivery_id = '$id' ORDER BY received_at DESC NULLS LAST, row_key LIMIT 200;"
@@ -76,16 +80,18 @@ row "Releases" "/" "$releases_sql"
 row "Activity" "/activity" "$activity_sql"
 row "Deliveries: repository + event" "/deliveries?repo=$(enc "$repo")&event=release" "$search_sql"
 row "Deliveries: one id" "/deliveries?id=$id" "$lookup_sql"
-kill %1 2>/dev/null || true
+kill "$ui_pid" 2>/dev/null || true
 
 # --- live and ingest -----------------------------------------------------------
 secret="bench-secret"; echo "$secret" > "$work/secret"
-start_serve() { # $1: archive dir; rest: extra flags. Sets addr, dash.
+start_serve() { # $1: archive dir; rest: extra flags. Sets addr, dash, serve_pid.
   "$bin" --archive "$1" serve --listen 127.0.0.1:0 --secret-file "$work/secret" "${@:2}" 2> "$work/serve.log" &
+  serve_pid=$!
   for _ in $(seq 100); do grep -q listening "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
   addr=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
   dash=$(grep -o 'dashboard on http://127.0.0.1:[0-9]*' "$work/serve.log" | grep -o '127.0.0.1:[0-9]*' || true)
 }
+stop_serve() { kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
 
 start_serve "$work/live-archive" --ui-listen 127.0.0.1:0 --spool "$work/live-spool"
 python3 - "$addr" "$dash" "$secret" ../shared/fixtures/payloads/release/published.payload.json <<'PY'
@@ -118,19 +124,19 @@ for i in range(10):
     time.sleep(0.3)
 print(f"\n### Live: a release on an open page's feed, 10 posts\n\nfrom the 200 to the feed: median {statistics.median(waits):.0f} ms, max {max(waits):.0f} ms (promise: 2,000 ms)")
 PY
-kill %2 2>/dev/null || true; wait 2>/dev/null || true
+stop_serve
 
 # Signed ~10 KB issues deliveries with their own ids, as benches/serve.sh.
 wrk_post_script ../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json "$secret" > "$work/post.lua"
 rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 ingest() { wrk -t2 -c32 -d"${secs}s" -s "$work/post.lua" "http://$addr/webhook" | rate; }
 start_serve "$work/plain-archive"
-plain=$(ingest); kill %3 2>/dev/null || true; wait 2>/dev/null || true
+plain=$(ingest); stop_serve
 start_serve "$work/ui-archive" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool"
 with_ui=$(ingest)
 sleep 2
 indexed=$(curl -s "http://$dash/activity" | grep -o '[0-9]* deliveries in the database' | head -1)
-kill %4 2>/dev/null || true; wait 2>/dev/null || true
+stop_serve
 echo
 echo "### Ingest with the dashboard on (wrk, 32 connections, ${secs} s each)"
 echo

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, TimeZone as _, Utc};
-use duckdb::{params_from_iter, Connection};
+use duckdb::{params_from_iter, Connection, OptionalExt as _};
 
 use crate::db::DbError;
 
@@ -118,13 +118,29 @@ pub fn releases(
              OR contains(lower(coalesce(payload->>'$.release.name', '')), ${n}))"
         );
     }
-    // Pick the rows first and extract fields from their payloads only:
-    // the top of a million rows costs one sort of two narrow columns.
+    // Find the time of the page's last row from narrow columns first; then
+    // only rows at or after it are read whole, and DuckDB's zone maps skip
+    // every older row group (rows are appended in archive order), so the
+    // payloads of a million rows are never touched. (Picking the row keys in
+    // a subquery instead read them all: 4.6 s over a million rows.)
+    let cutoff: Option<i64> = conn
+        .query_row(
+            &format!(
+                "SELECT epoch_us(received_at) FROM deliveries WHERE {wheres} \
+                 ORDER BY received_at DESC NULLS LAST LIMIT 1 OFFSET {}",
+                PAGE_ROWS - 1
+            ),
+            params_from_iter(&args),
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let Some(micros) = cutoff {
+        let _ = write!(wheres, " AND received_at >= make_timestamp({micros})");
+    }
     let sql = format!(
-        "SELECT {RELEASE_COLUMNS} FROM deliveries WHERE row_key IN \
-         (SELECT row_key FROM deliveries WHERE {wheres} \
-          ORDER BY received_at DESC NULLS LAST LIMIT {PAGE_ROWS}) \
-         ORDER BY received_at DESC NULLS LAST, row_key"
+        "SELECT {RELEASE_COLUMNS} FROM deliveries WHERE {wheres} \
+         ORDER BY received_at DESC NULLS LAST, row_key LIMIT {PAGE_ROWS}"
     );
     release_rows(conn, &sql, &args)
 }
@@ -347,4 +363,50 @@ pub fn has_headers(conn: &Connection) -> Result<bool, DbError> {
         |r| r.get(0),
     )?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` releases, `tied` of them at the same newest second, and one with
+    /// no time at all.
+    fn table(n: usize, tied: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::db::SCHEMA).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO deliveries (row_key, event, public, received_at, object_key, record_index, shape, payload) \
+             SELECT printf('r%05d', i), 'release', true, \
+                    TIMESTAMP '2026-01-01' + to_seconds(CASE WHEN i < {tied} THEN {n} ELSE i END), \
+                    'k', i, 'mozilla', json_object('release', json_object('tag_name', 'v' || i)) \
+             FROM range({n}) t(i); \
+             INSERT INTO deliveries (row_key, event, public, object_key, record_index, shape, payload) \
+             VALUES ('untimed', 'release', true, 'k', 0, 'mozilla', '{{}}');"
+        ))
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_releases_page_is_the_newest_rows_ties_by_key_and_untimed_last() {
+        let keys = |conn: &Connection| -> Vec<String> {
+            releases(conn, &ReleaseFilter::default(), false)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key)
+                .collect()
+        };
+        // More than a page, with ties across the page's last time.
+        let keys_of_many = keys(&table(1000, 250));
+        let expected: Vec<String> = (0..PAGE_ROWS).map(|i| format!("r{i:05}")).collect();
+        assert_eq!(
+            keys_of_many, expected,
+            "the 250 tied newest, by key, cut at a page"
+        );
+
+        // Fewer than a page: every row, the untimed one last.
+        let few = keys(&table(10, 0));
+        assert_eq!(few.len(), 11);
+        assert_eq!((few[0].as_str(), few[10].as_str()), ("r00009", "untimed"));
+    }
 }

@@ -48,6 +48,11 @@ const BATCH_ROWS: usize = 4096;
 const BATCH_BYTES: usize = 32 << 20;
 /// How long the follower waits for a wake-up before looking anyway.
 const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// Passes start at least this far apart, so that under load a burst of
+/// deliveries is indexed in a few transactions, not one per group commit of
+/// the writer (each pass lists the objects and commits to DuckDB); well
+/// inside the live feed's 2 s promise.
+const MIN_PASS_GAP: Duration = Duration::from_millis(250);
 /// A catch-up reads from this long before the watermark's object: records
 /// are received up to a few minutes before their object is named.
 const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::hours(2);
@@ -358,6 +363,7 @@ fn follow(
     };
     let mut tail = Tail::default();
     loop {
+        let started = std::time::Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
         let after = indexer.watermark().cloned().max(Some(floor.clone()));
         let pass = sources
@@ -384,6 +390,11 @@ fn follow(
             break;
         }
         wake.wait(IDLE_LOOK);
+        if let Some(rest) = MIN_PASS_GAP.checked_sub(started.elapsed()) {
+            if !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(rest);
+            }
+        }
     }
 }
 
