@@ -10,6 +10,9 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a benchmark tool
 
+#[path = "support/args.rs"]
+mod args;
+
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -22,10 +25,7 @@ use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, Exc
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = args::args();
     let conn = Connection::connect(&args[1], ConnectionProperties::default())
         .await
         .unwrap();

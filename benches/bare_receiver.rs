@@ -9,6 +9,9 @@
 //! ```
 #![allow(clippy::unwrap_used)] // a benchmark tool
 
+#[path = "support/args.rs"]
+mod args;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -17,7 +20,7 @@ use ghreplay::signature::{self, Secret};
 
 #[tokio::main]
 async fn main() {
-    let secret = std::env::args().skip(1).find(|a| a != "--bench").unwrap();
+    let secret = args::args().into_iter().next().unwrap();
     let verify_signatures = secret != "--ok";
     let secrets = std::sync::Arc::new(vec![Secret::new(secret)]);
     let app = Router::new().route(

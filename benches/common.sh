@@ -54,6 +54,24 @@ measure() {
   echo "$best $rss"
 }
 
+# Starts `serve` on the archive in directory $1 with the flags after it,
+# the secret in $work/secret, its log in $work/serve.log; returns once it
+# listens, or stops the script if it exits first or takes a minute. Sets
+# serve_pid and addr (its webhook listener).
+start_serve() {
+  "$bin" --archive "$1" serve --listen 127.0.0.1:0 --secret-file "$work/secret" "${@:2}" 2> "$work/serve.log" &
+  serve_pid=$!
+  local deadline=$((SECONDS + 60))
+  until grep -q "listening on" "$work/serve.log" 2>/dev/null; do
+    if ! kill -0 "$serve_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1
+    fi
+    sleep 0.005
+  done
+  addr=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
+}
+stop_serve() { kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
+
 # Median wall time (s) and peak RSS (KB) over $RUNS (default 5) runs.
 measure_median() {
   local times="" rss=0 out

@@ -10,6 +10,9 @@
 //! reading the files (from the page cache once warm), as ghreplay's does.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a benchmark tool
 
+#[path = "support/args.rs"]
+mod args;
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,10 +48,7 @@ fn zlib_rs(raw: &[u8]) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = args::args();
     let inflate: fn(&[u8]) -> usize = match args[0].as_str() {
         "ld" => libdeflate,
         "zrs" => zlib_rs,

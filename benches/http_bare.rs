@@ -10,6 +10,9 @@
 //! Prints `<requests> <seconds>`.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a benchmark tool
 
+#[path = "support/args.rs"]
+mod args;
+
 use std::io::BufRead as _;
 use std::time::Instant;
 
@@ -22,10 +25,7 @@ use hyper_util::rt::TokioExecutor;
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = args::args();
     let (url, concurrency, events) = (&args[0], args[1].parse::<usize>().unwrap(), &args[2]);
     let requests: Vec<(String, String, Bytes)> =
         std::io::BufReader::new(std::fs::File::open(events).unwrap())

@@ -10,6 +10,9 @@
 //! Prints the address it listens on, then serves until killed.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a benchmark tool
 
+#[path = "support/args.rs"]
+mod args;
+
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -19,10 +22,7 @@ use tokio::time::Instant;
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = args::args();
     let upstream = args[0].clone();
     let delay = Duration::from_millis(args[1].parse().unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

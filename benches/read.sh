@@ -52,15 +52,9 @@ cp -r "$data" "$work/archive"
 echo bench-secret > "$work/secret"
 serve_start() {
   local started=$EPOCHREALTIME
-  "$bin" --archive "$work/archive" serve --listen 127.0.0.1:0 --secret-file "$work/secret" \
-    --dedupe-window 3650d 2> "$work/serve.log" &
-  local pid=$!
-  until grep -q "listening on" "$work/serve.log" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.005
-  done
+  start_serve "$work/archive" --dedupe-window 3650d
   awk "BEGIN{printf \"%.2f\n\", $EPOCHREALTIME - $started}"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop_serve
 }
 st=$(for _ in $(seq "${RUNS:-5}"); do serve_start; done | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 

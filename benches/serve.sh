@@ -14,10 +14,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 cargo build --release --quiet $lean
 # Run the baseline's own binary, not `cargo bench` around it, so that
 # killing it really stops the server.
-bare_bin=$(cargo bench $lean --bench bare_receiver --no-run 2>&1 \
-  | sed -n 's/.*Executable .*(\(.*bare_receiver-[^)]*\)).*/\1/p' | tail -1)
+bare_bin=$(bench_bin bare_receiver)
 [ -x "$bare_bin" ] || { echo "serve.sh: cannot find the bare_receiver bench binary" >&2; exit 2; }
-bin="$CARGO_TARGET_DIR/release/ghreplay"
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 secret="bench-secret"
 
@@ -37,14 +35,11 @@ bare_out=$(run_wrk "$(cat "$work/bare.addr")")
 kill "$bare_pid"
 
 echo "$secret" > "$work/secret"
-"$bin" --archive "$work/archive" serve --listen 127.0.0.1:0 --secret-file "$work/secret" 2> "$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 50); do grep -q listening "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
+start_serve "$work/archive"
 ours_out=$(run_wrk "$addr")
 archived=$(curl -s "http://$addr/metrics" | awk '/^ghreplay_archived_total/ {print $2}')
 flushes=$(curl -s "http://$addr/metrics" | awk '/^ghreplay_archive_flush_seconds_count/ {print $2}')
-kill "$serve_pid"
+stop_serve
 
 echo "| server | requests/s | p99 latency | non-2xx |"
 echo "|---|---|---|---|"

@@ -84,16 +84,13 @@ kill "$ui_pid" 2>/dev/null || true
 
 # --- live and ingest -----------------------------------------------------------
 secret="bench-secret"; echo "$secret" > "$work/secret"
-start_serve() { # $1: archive dir; rest: extra flags. Sets addr, dash, serve_pid.
-  "$bin" --archive "$1" serve --listen 127.0.0.1:0 --secret-file "$work/secret" "${@:2}" 2> "$work/serve.log" &
-  serve_pid=$!
-  for _ in $(seq 100); do grep -q listening "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-  addr=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
+# common.sh's start_serve, and where the dashboard listens: sets dash too.
+start_serve_ui() {
+  start_serve "$@"
   dash=$(grep -o 'dashboard on http://127.0.0.1:[0-9]*' "$work/serve.log" | grep -o '127.0.0.1:[0-9]*' || true)
 }
-stop_serve() { kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
 
-start_serve "$work/live-archive" --ui-listen 127.0.0.1:0 --spool "$work/live-spool"
+start_serve_ui "$work/live-archive" --ui-listen 127.0.0.1:0 --spool "$work/live-spool"
 python3 - "$addr" "$dash" "$secret" ../shared/fixtures/payloads/release/published.payload.json <<'PY'
 import hashlib, hmac, http.client, json, statistics, sys, time, uuid, threading, queue
 addr, dash, secret, path = sys.argv[1:5]
@@ -132,7 +129,7 @@ rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 ingest() { wrk -t2 -c32 -d"${secs}s" -s "$work/post.lua" "http://$addr/webhook" | rate; }
 start_serve "$work/plain-archive"
 plain=$(ingest); stop_serve
-start_serve "$work/ui-archive" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool"
+start_serve_ui "$work/ui-archive" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool"
 with_ui=$(ingest)
 sleep 2
 indexed=$(curl -s "http://$dash/activity" | grep -o '[0-9]* deliveries in the database' | head -1)

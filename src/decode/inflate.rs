@@ -41,11 +41,7 @@ pub(super) fn decompress(raw: Vec<u8>, cap: u64) -> Result<Vec<u8>, (Vec<u8>, De
     }
     // The gzip trailer holds the last member's size mod 2^32: a good guess
     // for the buffer, trusted only within reason.
-    let hint = raw.len().checked_sub(4).map_or(0, |at| {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&raw[at..]);
-        u32::from_le_bytes(b) as usize
-    });
+    let hint = size_field(&raw).map_or(0, |field| u32::from_le_bytes(field) as usize);
     let plausible = hint.min(raw.len().saturating_mul(64)).min(cap as usize);
     let mut out = Vec::with_capacity(plausible.max(raw.len()));
     let result = MultiGzDecoder::new(raw.as_slice())
@@ -114,6 +110,12 @@ pub(super) fn recycle(buf: Vec<u8>) {
     }
 }
 
+/// The gzip trailer's size field: the object's last 4 bytes, the last
+/// member's size mod 2^32 (little-endian), as its writer claims.
+fn size_field(raw: &[u8]) -> Option<[u8; 4]> {
+    raw.get(raw.len().checked_sub(4)?..)?.try_into().ok()
+}
+
 /// Gunzips `raw` in one call, for the common case: one gzip member whose
 /// trailer gives its size truthfully, within `cap`. Anything else returns
 /// `None`, for streaming to read: libdeflate needs the whole output buffer
@@ -121,7 +123,7 @@ pub(super) fn recycle(buf: Vec<u8>) {
 /// past the cap, nor past what the input could expand to) and reads one
 /// member only, returning nothing of a cut stream.
 fn inflate_whole(raw: &[u8], cap: u64) -> Option<Vec<u8>> {
-    let trailer: [u8; 4] = raw.get(raw.len().checked_sub(4)?..)?.try_into().ok()?;
+    let trailer = size_field(raw)?;
     let size = u32::from_le_bytes(trailer) as usize;
     if size as u64 > cap || size > raw.len().saturating_mul(MAX_DEFLATE_RATIO) {
         return None;

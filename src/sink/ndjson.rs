@@ -137,16 +137,16 @@ fn render_fields(buf: &mut Vec<u8>, obj: &DecodedObject, e: &Event, public: bool
 
 impl<W: Write + Send> Sink for NdjsonSink<W> {
     fn accept(&mut self, obj: &DecodedObject, e: &Event, public: bool) -> Result<(), SinkError> {
-        render_fields(&mut self.text, obj, e, public);
         match &e.payload {
             Span::Range(r) if !e.payload_line_breaks && r.len() >= COPY_BELOW => {
+                render_fields(&mut self.text, obj, e, public);
                 self.pieces.push(Piece::Text(self.mark..self.text.len()));
                 self.pieces.push(Piece::Payload(r.clone()));
                 self.mark = self.text.len();
+                self.text.extend_from_slice(b"}\n");
             }
-            _ => push_one_line(&mut self.text, obj.bytes(&e.payload)),
+            _ => render(&mut self.text, obj, e, public),
         }
-        self.text.extend_from_slice(b"}\n");
         Ok(())
     }
 
