@@ -177,20 +177,26 @@ impl CheckpointFile {
             path: self.path.clone(),
             source,
         };
-        let tmp = self.path.with_extension("tmp");
         let mut text = serde_json::to_vec_pretty(&self.state).map_err(|e| err(e.into()))?;
         text.push(b'\n');
-        let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&text).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        fs::rename(&tmp, &self.path).map_err(err)?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-        Ok(())
+        replace_file(&self.path, &text).map_err(err)
     }
+}
+
+/// Replaces `path` with `bytes` atomically and durably: a temporary file
+/// beside it, fsync'd, renamed over it, and the directory fsync'd. A crash
+/// leaves the old file or the new one, never a mix.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod net;
 pub mod output;
 pub mod pipeline;
 pub mod retry;

@@ -1,7 +1,8 @@
 //! The one retry policy: exponential backoff with jitter, honouring a wait
 //! the other side asks for, for at most a given time. The delivery engine
-//! retries passing send failures with it, and the S3 source what the SDK
-//! does not retry itself (a body that fails part way).
+//! retries passing send failures with it, the S3 source what the SDK
+//! does not retry itself (a body that fails part way), and GitHub's client
+//! its API calls (rate limits included).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -60,7 +61,25 @@ impl RetryPolicy {
         &self,
         what: &str,
         op: F,
-        transient: impl Fn(&E) -> bool,
+        transient: impl FnMut(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        self.run_asked(what, op, transient, |_| Duration::ZERO)
+            .await
+    }
+
+    /// As [`RetryPolicy::run`], waiting at least what each failure `asked`
+    /// for (a `Retry-After`, a rate limit's reset).
+    pub async fn run_asked<T, E, F, Fut>(
+        &self,
+        what: &str,
+        op: F,
+        transient: impl FnMut(&E) -> bool,
+        asked: impl Fn(&E) -> Duration,
     ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
@@ -71,7 +90,7 @@ impl RetryPolicy {
         op.retry(self.backoff())
             .sleep(tokio::time::sleep)
             .when(transient)
-            .adjust(|_, backoff| self.next_wait(Duration::ZERO, backoff, deadline))
+            .adjust(|e, backoff| self.next_wait(asked(e), backoff, deadline))
             .notify(|e, wait| {
                 tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "{what}: trying again");
             })

@@ -106,7 +106,8 @@ impl Http {
         let shown = redact_url(&cfg.url);
         let unusable = |why: String| TargetError::Unusable(format!("cannot use {shown}: {why}"));
         let (uri, authorization) = split_credentials(&cfg.url).map_err(&unusable)?;
-        let mut connector = https_connector(cfg.ca_pem.as_deref()).map_err(&unusable)?;
+        let mut connector =
+            crate::net::https_connector(cfg.ca_pem.as_deref()).map_err(&unusable)?;
         let probe = tokio::time::timeout(cfg.timeout, connector.call(uri.clone())).await;
         match probe {
             Ok(Ok(_connection)) => {}
@@ -128,37 +129,6 @@ impl Http {
             timeout: cfg.timeout,
         })
     }
-}
-
-/// Native roots (and `SSL_CERT_FILE`) and `ca_pem`'s, TLS through rustls
-/// with aws-lc-rs.
-fn https_connector(ca_pem: Option<&str>) -> Result<HttpsConnector<HttpConnector>, String> {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A certificate the store cannot take is left out, as browsers do.
-        let _ = roots.add(cert);
-    }
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.unwrap_or("").as_bytes()) {
-        let cert = cert.map_err(|e| format!("--ca-file: {e}"))?;
-        roots.add(cert).map_err(|e| format!("--ca-file: {e}"))?;
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
 }
 
 /// The URL without its user information, and that as a Basic
