@@ -15,7 +15,8 @@ payloads and ghreplay's own records.",
     after_help = "Exit status: 0 success; 1 nothing matched; 2 error (bad flags, archive or \
 target unreachable); 3 finished, but input was skipped: corrupt objects or records, keys \
 outside Firehose naming, events too large for SNS (listed on stderr; --allow-skipped makes \
-this 0); 4 republish stopped part way (resume with --resume --checkpoint FILE)."
+this 0); 4 republish stopped part way (resume with --resume --checkpoint FILE); audit: 5 deliveries \
+missing from the archive, 6 deliveries lost after they were acknowledged."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -73,7 +74,7 @@ pub enum Command {
     ///
     /// Secrets come from --secret-file (one per line; several for rotation)
     /// and the GHREPLAY_WEBHOOK_SECRET environment variable (likewise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load events into a DuckDB database file, one row per delivery
     /// (schema: queries/schema.sql). Loading the same range again adds
     /// nothing; a load stopped part way keeps what it committed.
@@ -99,6 +100,105 @@ pub enum Command {
     /// SnowAlert's stage, landing table and pipe, or a range's backfill.
     #[command(subcommand)]
     Snowflake(SnowflakeCommand),
+    /// Hold GitHub's delivery log against the archive: find deliveries
+    /// that never arrived (missing) or were acknowledged and then lost, and
+    /// with --redeliver ask GitHub to send the missing ones again.
+    ///
+    /// GitHub keeps 3 days of deliveries (GitHub Enterprise Server longer).
+    /// Each delivery (guid) gets one verdict: ok (acknowledged, archived);
+    /// late (archived, though GitHub recorded a failure: a slow answer);
+    /// missing (no attempt acknowledged, not archived: redeliverable,
+    /// unless the receiver refused it in a way it will repeat, such as 401);
+    /// lost (acknowledged, yet not archived); pending (not archived, but
+    /// attempted within --settle, so the archive may not show it yet).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 nothing missing or lost; 2 error (bad flags, GitHub or the \
+archive unreachable, an archive that keeps no delivery ids); 3 audited, but archive input was \
+skipped (corrupt objects: a delivery reported missing may be in one); 5 something missing (with \
+--redeliver: something missing that was not asked for: futile, or the request failed); 6 something \
+lost (whatever else)."
+)]
+pub struct AuditArgs {
+    /// The hook whose delivery log to read: repo:OWNER/NAME:ID, org:ORG:ID
+    /// or app (the GitHub App's own hook); repeatable.
+    #[arg(long = "hook", value_name = "HOOK", required = true)]
+    pub hooks: Vec<String>,
+    /// Start of the audited range (deliveries first attempted then or later).
+    /// RFC 3339, a date, an hour, or a span back from now.
+    #[arg(long, default_value = "3d", value_name = "TIME")]
+    pub since: String,
+    /// End of the range (exclusive). [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Deliveries last attempted more recently than this are not judged yet:
+    /// Firehose buffers for up to 15 minutes before an object appears. 0s
+    /// for an archive written by `ghreplay serve` to a local directory.
+    #[arg(long, default_value = "15m", value_name = "SPAN")]
+    pub settle: String,
+    /// Audit only this event; repeatable (filtered here: GitHub's log
+    /// cannot filter on it).
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
+    /// Audit only this action; repeatable.
+    #[arg(long = "action", value_name = "ACTION")]
+    pub actions: Vec<String>,
+    /// Machine-readable JSON: the counts and every delivery that is not ok.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask GitHub to redeliver every missing delivery (never one whose
+    /// redelivery is still in flight, across runs too; never a futile one
+    /// unless --include-futile).
+    #[arg(long)]
+    pub redeliver: bool,
+    /// Redeliver missing deliveries that the receiver refused with a 4xx it
+    /// would repeat (a bad signature, too large), once that is fixed.
+    #[arg(long, requires = "redeliver")]
+    pub include_futile: bool,
+    /// Redelivery requests per second (GitHub allows about 80 such writes a
+    /// minute before its secondary rate limit).
+    #[arg(long, default_value_t = 1.0, value_name = "PER_SECOND")]
+    pub rate: f64,
+    /// Where --redeliver remembers what it asked, across runs.
+    /// [default: $XDG_STATE_HOME/ghreplay/audit.json, or ~/.local/state/...]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten, next_help_heading = "GitHub")]
+    pub github: GithubArgs,
+}
+
+/// How to reach GitHub's API.
+#[derive(Debug, Args)]
+pub struct GithubArgs {
+    /// A file holding a token for repository and organization hooks
+    /// (a token typed on the command line shows in `ps`).
+    #[arg(long, value_name = "FILE")]
+    pub github_token_file: Option<std::path::PathBuf>,
+    /// A token for repository and organization hooks.
+    #[arg(
+        long,
+        env = "GITHUB_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub github_token: Option<String>,
+    /// The GitHub App's id or client id, for the app hook.
+    #[arg(long, value_name = "ID", requires = "github_private_key")]
+    pub github_app_id: Option<String>,
+    /// The GitHub App's private key (the PEM file GitHub gives).
+    #[arg(long, value_name = "FILE", requires = "github_app_id")]
+    pub github_private_key: Option<std::path::PathBuf>,
+    /// GitHub's API; GitHub Enterprise Server's is https://HOST/api/v3.
+    #[arg(long, env = "GITHUB_API_URL", default_value = crate::github::DEFAULT_API_URL, value_name = "URL")]
+    pub github_api_url: String,
+    /// Certificate authorities (PEM) to trust besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub github_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -402,6 +502,40 @@ pub struct ServeArgs {
     #[cfg(feature = "duckdb")]
     #[command(flatten)]
     pub ui: UiAccessArgs,
+    /// Audit this hook's delivery log against the archive in the background
+    /// (as `ghreplay audit` does) and ask GitHub to redeliver what never
+    /// arrived: repo:OWNER/NAME:ID, org:ORG:ID or app. Repeatable; takes
+    /// the --github-* credentials. Covers the --dedupe-window (less an
+    /// hour) and at most GitHub's 3 days; figures on /metrics.
+    #[arg(long = "reconcile", value_name = "HOOK", help_heading = "Reconcile")]
+    pub reconcile: Vec<String>,
+    /// How often the background audit runs (the first pass at start).
+    #[arg(
+        long,
+        default_value = "1h",
+        value_name = "SPAN",
+        help_heading = "Reconcile"
+    )]
+    pub reconcile_every: String,
+    /// Deliveries last attempted more recently than this are left for the
+    /// next pass (a request may be on its way).
+    #[arg(
+        long,
+        default_value = "5m",
+        value_name = "SPAN",
+        help_heading = "Reconcile"
+    )]
+    pub reconcile_settle: String,
+    /// Redelivery requests per second.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "PER_SECOND",
+        help_heading = "Reconcile"
+    )]
+    pub reconcile_rate: f64,
+    #[command(flatten, next_help_heading = "GitHub (for --reconcile)")]
+    pub github: GithubArgs,
 }
 
 /// Who may see the dashboard, and how it is served.

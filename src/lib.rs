@@ -4,6 +4,7 @@
 //! `source -> decode -> filter -> sink`, assembled by [`pipeline`].
 
 pub mod archive;
+pub mod audit;
 pub mod aws;
 pub mod checkpoint;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod deliver;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod github;
 pub mod model;
 pub mod net;
 pub mod output;

@@ -5,8 +5,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::audit::redeliver::Redelivery;
+use crate::audit::{Delivery, Judged, Verdict};
 #[cfg(feature = "duckdb")]
 use crate::db::catalog::Canned;
 use crate::deliver::{DeliveryCounts, Refused};
@@ -54,6 +57,11 @@ impl Progress {
         bar.set_message(message);
         bar.enable_steady_tick(Duration::from_millis(200));
         Self(bar)
+    }
+
+    /// Replaces a spinner's message (what it is doing, and how far).
+    pub fn message(&self, message: String) {
+        self.0.set_message(message);
     }
 
     pub fn finish(&self) {
@@ -314,4 +322,191 @@ pub fn canned_list(out: &mut impl Write, canned: &[Canned]) -> io::Result<()> {
         writeln!(out, "{:width$}  {}", c.name, c.description())?;
     }
     out.flush()
+}
+
+/// Everything `audit` prints.
+pub struct AuditReport<'a> {
+    pub hooks: Vec<String>,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub settled_before: DateTime<Utc>,
+    pub judged: &'a Judged,
+    /// Requests sent to GitHub's API, and seconds spent waiting out its
+    /// rate limits.
+    pub requests: u64,
+    pub rate_limited_secs: u64,
+    pub redelivery: Option<&'a Redelivery>,
+}
+
+/// How many missing deliveries the table lists one by one.
+const MISSING_LINES: usize = 20;
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `audit` for people: counts by hour and event, every lost delivery, the
+/// first missing ones, and what was asked.
+pub fn audit_table(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<18} {:<28} {:>7} {:>5} {:>8} {:>5} {:>8}",
+        "HOUR (UTC)", "EVENT", "OK", "LATE", "MISSING", "LOST", "PENDING"
+    )?;
+    for ((hour, event), c) in r.judged.by_hour_and_event() {
+        writeln!(
+            out,
+            "{:<18} {:<28} {:>7} {:>5} {:>8} {:>5} {:>8}",
+            hour.format("%Y-%m-%dT%H:00Z"),
+            event,
+            c.ok,
+            c.late,
+            c.missing,
+            c.lost,
+            c.pending
+        )?;
+    }
+    let t = r.judged.totals();
+    writeln!(
+        out,
+        "{} from {} to {} ({}): {} ok, {} late, {} missing{}, {} lost, {} pending (attempted after {})",
+        plural(r.judged.all.len() as u64, "delivery", "deliveries"),
+        utc(r.since),
+        utc(r.until),
+        r.hooks.join(", "),
+        t.ok,
+        t.late,
+        t.missing,
+        if t.futile > 0 {
+            format!(" ({} futile)", t.futile)
+        } else {
+            String::new()
+        },
+        t.lost,
+        t.pending,
+        utc(r.settled_before),
+    )?;
+    writeln!(
+        out,
+        "GitHub: {}{}",
+        plural(r.requests, "API request", "API requests"),
+        if r.rate_limited_secs > 0 {
+            format!(", {} s waiting out rate limits", r.rate_limited_secs)
+        } else {
+            String::new()
+        }
+    )?;
+    deliveries(out, r.judged)?;
+    match r.redelivery {
+        Some(x) => {
+            writeln!(
+                out,
+                "\nredelivery: asked for {}; {} still in flight from an earlier run; {} futile, not asked{}; state in {}",
+                x.asked.len(),
+                x.in_flight.len(),
+                x.futile.len(),
+                if x.futile.is_empty() { "" } else { " (--include-futile once the cause is fixed)" },
+                x.state.display()
+            )?;
+            for (guid, why) in &x.failed {
+                writeln!(out, "  not asked for {guid}: {why}")?;
+            }
+        }
+        None if t.missing > t.futile => {
+            writeln!(
+                out,
+                "\n--redeliver asks GitHub to send the missing ones again."
+            )?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Every lost delivery, and the first missing ones.
+fn deliveries(out: &mut impl Write, judged: &Judged) -> io::Result<()> {
+    let t = judged.totals();
+    let line = |d: &Delivery| {
+        format!(
+            "  {}  {}{}  {}  first {}, {}: {}",
+            d.guid,
+            d.event,
+            d.action
+                .as_deref()
+                .map(|a| format!(".{a}"))
+                .unwrap_or_default(),
+            d.hook,
+            utc(d.first_at),
+            plural(u64::from(d.attempts()), "attempt", "attempts"),
+            d.failure(),
+        )
+    };
+    if t.lost > 0 {
+        writeln!(
+            out,
+            "\nLOST: acknowledged by the receiver, but not in the archive:"
+        )?;
+        for d in judged.with(Verdict::Lost) {
+            writeln!(out, "{}", line(d))?;
+        }
+    }
+    if t.missing > 0 {
+        writeln!(out, "\nmissing: never acknowledged, not in the archive:")?;
+        for d in judged.with(Verdict::Missing).take(MISSING_LINES) {
+            writeln!(out, "{}", line(d))?;
+            if let Some(why) = d.futile() {
+                writeln!(out, "      futile: {why}")?;
+            }
+        }
+        if t.missing > MISSING_LINES as u64 {
+            writeln!(
+                out,
+                "  ... and {} more (--json lists every one)",
+                t.missing - MISSING_LINES as u64
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `audit --json`: the counts, and every delivery that is not ok.
+pub fn audit_json(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> {
+    let deliveries: Vec<serde_json::Value> = r
+        .judged
+        .all
+        .iter()
+        .filter(|(v, _)| *v != Verdict::Ok)
+        .map(|(v, d)| {
+            let mut j = serde_json::to_value(d).unwrap_or_default();
+            j["verdict"] = v.as_str().into();
+            j["failure"] = d.failure().into();
+            j["futile"] = d.futile().into();
+            j
+        })
+        .collect();
+    let by_hour: Vec<serde_json::Value> = r
+        .judged
+        .by_hour_and_event()
+        .into_iter()
+        .map(|((hour, event), c)| {
+            let mut j = serde_json::to_value(c).unwrap_or_default();
+            j["hour"] = utc(hour).into();
+            j["event"] = event.into();
+            j
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "hooks": r.hooks,
+        "since": utc(r.since),
+        "until": utc(r.until),
+        "settled_before": utc(r.settled_before),
+        "counts": r.judged.totals(),
+        "by_hour": by_hour,
+        "github_requests": r.requests,
+        "rate_limited_secs": r.rate_limited_secs,
+        "redelivery": r.redelivery,
+        "deliveries": deliveries,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
 }

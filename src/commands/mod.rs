@@ -1,5 +1,6 @@
 //! One file per subcommand: flags in, stage calls, summary out.
 
+mod audit;
 mod cat;
 mod dashboard;
 mod list;
@@ -33,6 +34,10 @@ pub enum Outcome {
     InputSkipped,
     /// Stopped part way; a checkpoint (if any) resumes it.
     Stopped,
+    /// `audit`: deliveries missing from the archive (not asked for again).
+    Missing,
+    /// `audit`: deliveries lost after they were acknowledged.
+    Lost,
 }
 
 impl Outcome {
@@ -43,6 +48,8 @@ impl Outcome {
             Outcome::NothingMatched => 1,
             Outcome::InputSkipped => 3,
             Outcome::Stopped => 4,
+            Outcome::Missing => 5,
+            Outcome::Lost => 6,
         }
     }
 }
@@ -119,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Republish(args) => republish::run(&cli.global, &args).await,
         Command::Serve(args) => serve::run(&cli.global, &args).await,
         Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,
+        Command::Audit(args) => audit::run(&cli.global, &args).await,
         #[cfg(feature = "duckdb")]
         Command::Ui(args) => ui::run(&args).await,
     }

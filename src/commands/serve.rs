@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use chrono::Utc;
 
 use super::{dashboard, Outcome};
+use crate::audit::redeliver::Asking;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::config::{self, ReadConfig};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
@@ -16,6 +17,7 @@ use crate::model::{ArchiveLocation, Dedupe, Selection, TimeRange};
 use crate::pipeline;
 use crate::server::forward::{self, ForwardTarget, Forwarder};
 use crate::server::metrics::Metrics;
+use crate::server::reconcile::{self, ReconcileConfig, Reconciler};
 use crate::server::writer::{ArchiveWriter, WriterConfig};
 use crate::server::{self, conn, upload, AppState, Auth, DeliveryIndex};
 use crate::signature::{self, Secret};
@@ -99,6 +101,8 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let reconcile = prepare_reconcile(args, &dir, dedupe_window, state.metrics.clone())?
+        .map(|r| tokio::spawn(r.run(state.clone())));
     eprintln!(
         "ghreplay serve: listening on http://{addr}{} (archive {location}, {} delivery ids known){}",
         args.path,
@@ -117,14 +121,69 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         shutdown_signal(ui_stop),
     )
     .await;
-    if stopped.cut > 0 {
+    say_cut(stopped.cut, &args.shutdown_grace);
+    close(&state, dashboard, uploader, reconcile).await;
+    Ok(Outcome::Done)
+}
+
+/// Connections still open past the grace period were cut: what that means.
+fn say_cut(cut: usize, grace: &str) {
+    if cut > 0 {
         eprintln!(
-            "ghreplay serve: cut {} connection(s) still open after --shutdown-grace {}; nothing they sent was acknowledged (a write already started still completes, and a redelivery of it is answered as a duplicate)",
-            stopped.cut, args.shutdown_grace
+            "ghreplay serve: cut {cut} connection(s) still open after --shutdown-grace {grace}; nothing they sent was acknowledged (a write already started still completes, and a redelivery of it is answered as a duplicate)",
         );
     }
-    close(&state, dashboard, uploader).await;
-    Ok(Outcome::Done)
+}
+
+/// `--reconcile`: the background audit, checked and loaded once the
+/// listener is bound and before it serves (bad credentials, hooks or state
+/// stop the start; the first pass's redeliveries find the port open).
+fn prepare_reconcile(
+    args: &ServeArgs,
+    dir: &std::path::Path,
+    dedupe_window: std::time::Duration,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<Reconciler>> {
+    if args.reconcile.is_empty() {
+        return Ok(None);
+    }
+    let span = |flag: &str, v: &str| {
+        config::parse_span(v)
+            .with_context(|| format!("{flag} {v:?}: expected a span (30s, 5m, 1h)"))
+    };
+    let every = span("--reconcile-every", &args.reconcile_every)?
+        .to_std()
+        .unwrap_or_default()
+        .max(std::time::Duration::from_secs(1));
+    let settle = span("--reconcile-settle", &args.reconcile_settle)?;
+    let index_covers = chrono::Duration::from_std(dedupe_window)?;
+    if index_covers < chrono::Duration::hours(2) {
+        bail!("--reconcile needs a --dedupe-window of at least 2h: the window is what it can check against");
+    }
+    if !(args.reconcile_rate.is_finite() && args.reconcile_rate > 0.0) {
+        bail!(
+            "--reconcile-rate {}: expected a positive number of requests per second",
+            args.reconcile_rate
+        );
+    }
+    let hooks = super::audit::hooks(&args.reconcile)?;
+    let client = super::audit::client(&args.github, &hooks)?;
+    let reconciler = Reconciler::new(
+        ReconcileConfig {
+            hooks,
+            every,
+            settle,
+            index_covers,
+            state_dir: reconcile::state_dir(dir),
+            asking: Asking {
+                include_futile: false,
+                rate: args.reconcile_rate,
+            },
+        },
+        client,
+        metrics,
+    )?;
+    Ok(Some(reconciler))
 }
 
 /// The archive is the truth about what was received: the index of
@@ -171,7 +230,11 @@ async fn close(
     state: &AppState,
     dashboard: Option<dashboard::Running>,
     uploader: Option<tokio::task::JoinHandle<()>>,
+    reconcile: Option<tokio::task::JoinHandle<()>>,
 ) {
+    if let Some(r) = reconcile {
+        r.abort();
+    }
     // Closing the writer completes the open object and ends the hand-off
     // channel, so the uploader finishes once the queue is uploaded.
     state.writer.close().await;

@@ -54,6 +54,15 @@ pub struct Metrics {
     pub upload_failures: AtomicU64,
     /// S3 archives: completed spool objects not uploaded yet.
     pub upload_backlog: AtomicU64,
+    /// `--reconcile`: passes done and failed, deliveries found missing
+    /// (each once), redeliveries asked, lost deliveries found (each once),
+    /// and missing deliveries not healed yet.
+    pub reconcile_passes: AtomicU64,
+    pub reconcile_failures: AtomicU64,
+    pub reconcile_missing_found: AtomicU64,
+    pub reconcile_redeliveries_asked: AtomicU64,
+    pub reconcile_lost: AtomicU64,
+    pub reconcile_missing_open: AtomicU64,
     /// When the newest delivery archived was received (microseconds since
     /// the epoch; 0 for none yet): the freshness gauge.
     last_delivery_micros: AtomicI64,
@@ -110,8 +119,33 @@ impl Metrics {
     }
 
     /// Every plain counter: its name, its help text, and its value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 11] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 16] {
         [
+            (
+                "ghreplay_reconcile_passes_total",
+                "--reconcile: audits of GitHub's delivery log against the archive completed.",
+                &self.reconcile_passes,
+            ),
+            (
+                "ghreplay_reconcile_failures_total",
+                "--reconcile: audit passes that failed (GitHub unreachable or refusing; logged).",
+                &self.reconcile_failures,
+            ),
+            (
+                "ghreplay_reconcile_missing_total",
+                "--reconcile: deliveries GitHub failed to deliver and the archive lacks, each counted once when found.",
+                &self.reconcile_missing_found,
+            ),
+            (
+                "ghreplay_reconcile_redeliveries_total",
+                "--reconcile: redeliveries asked of GitHub.",
+                &self.reconcile_redeliveries_asked,
+            ),
+            (
+                "ghreplay_reconcile_lost_total",
+                "--reconcile: deliveries GitHub saw acknowledged that the archive lacks (lost after the 2xx), each counted once.",
+                &self.reconcile_lost,
+            ),
             (
                 "ghreplay_upload_failures_total",
                 "S3 archives: object uploads that failed (each is retried; the object stays in the spool).",
@@ -199,6 +233,11 @@ impl Metrics {
             out,
             "# HELP ghreplay_upload_backlog S3 archives: completed spool objects not uploaded yet.\n# TYPE ghreplay_upload_backlog gauge\nghreplay_upload_backlog {}",
             get(&self.upload_backlog)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ghreplay_reconcile_missing_open --reconcile: deliveries found missing and not archived yet (redelivery asked, futile, or failing again).\n# TYPE ghreplay_reconcile_missing_open gauge\nghreplay_reconcile_missing_open {}",
+            get(&self.reconcile_missing_open)
         );
         if let Some(age) = self.seconds_since_last_delivery() {
             let _ = writeln!(

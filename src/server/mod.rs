@@ -8,6 +8,7 @@ pub mod conn;
 pub mod forward;
 mod index;
 pub mod metrics;
+pub mod reconcile;
 pub mod upload;
 pub mod writer;
 

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod audit;
 mod cat;
 mod conformance;
 mod fuzz_corpus;

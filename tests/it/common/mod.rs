@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 /// `../shared`, which CI places beside the clone. Tests that need it fail
 /// loudly when it is missing rather than passing without checking anything.
 pub mod browser;
+pub mod github;
 
 pub fn shared() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
