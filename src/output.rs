@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::audit::redeliver::Redelivery;
-use crate::audit::{Delivery, Judged, Verdict};
+use crate::audit::{Counts, Delivery, Judged, Verdict};
 #[cfg(feature = "duckdb")]
 use crate::db::catalog::Canned;
 use crate::deliver::{DeliveryCounts, Refused};
@@ -340,6 +340,8 @@ pub struct AuditReport<'a> {
 
 /// How many missing deliveries the table lists one by one.
 const MISSING_LINES: usize = 20;
+/// How many lost ones: more, as each calls for a look.
+const LOST_LINES: usize = 100;
 
 fn utc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -353,7 +355,10 @@ pub fn audit_table(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> 
         "{:<18} {:<28} {:>7} {:>5} {:>8} {:>5} {:>8}",
         "HOUR (UTC)", "EVENT", "OK", "LATE", "MISSING", "LOST", "PENDING"
     )?;
-    for ((hour, event), c) in r.judged.by_hour_and_event() {
+    // An hour where every delivery is ok is one line; in any other hour
+    // each event with a delivery that is not ok has its own line, and the
+    // events that are all ok share one.
+    let line = |out: &mut dyn Write, hour: &DateTime<Utc>, event: &str, c: &Counts| {
         writeln!(
             out,
             "{:<18} {:<28} {:>7} {:>5} {:>8} {:>5} {:>8}",
@@ -364,7 +369,32 @@ pub fn audit_table(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> 
             c.missing,
             c.lost,
             c.pending
-        )?;
+        )
+    };
+    let rows = r.judged.by_hour_and_event();
+    let mut rows = rows.iter().peekable();
+    while let Some(((hour, _), _)) = rows.peek() {
+        let hour = *hour;
+        let (mut fine, mut fine_counts) = (Vec::new(), Counts::default());
+        let mut troubled = Vec::new();
+        while let Some(((_, event), c)) = rows.next_if(|((h, _), _)| *h == hour) {
+            if c.all_ok() {
+                fine.push(event.as_str());
+                fine_counts.merge(c);
+            } else {
+                troubled.push((event, c));
+            }
+        }
+        for (event, c) in &troubled {
+            line(out, &hour, event, c)?;
+        }
+        let label = match (fine.len(), troubled.is_empty()) {
+            (0, _) => continue,
+            (1, _) => fine[0].to_owned(),
+            (n, true) => format!("({n} events, all ok)"),
+            (n, false) => format!("({n} other events, all ok)"),
+        };
+        line(out, &hour, &label, &fine_counts)?;
     }
     let t = r.judged.totals();
     writeln!(
@@ -424,7 +454,7 @@ pub fn audit_table(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> 
 }
 
 /// Every lost delivery, and the first missing ones.
-fn deliveries(out: &mut impl Write, judged: &Judged) -> io::Result<()> {
+fn deliveries(out: &mut dyn Write, judged: &Judged) -> io::Result<()> {
     let t = judged.totals();
     let line = |d: &Delivery| {
         format!(
@@ -441,30 +471,32 @@ fn deliveries(out: &mut impl Write, judged: &Judged) -> io::Result<()> {
             d.failure(),
         )
     };
+    let list = |out: &mut dyn Write, verdict, total: u64, most: usize| -> io::Result<()> {
+        for d in judged.with(verdict).take(most) {
+            writeln!(out, "{}", line(d))?;
+            if let Some(why) = d.futile().filter(|_| verdict == Verdict::Missing) {
+                writeln!(out, "      futile: {why}")?;
+            }
+        }
+        if total > most as u64 {
+            writeln!(
+                out,
+                "  ... and {} more (--json lists every one)",
+                total - most as u64
+            )?;
+        }
+        Ok(())
+    };
     if t.lost > 0 {
         writeln!(
             out,
             "\nLOST: acknowledged by the receiver, but not in the archive:"
         )?;
-        for d in judged.with(Verdict::Lost) {
-            writeln!(out, "{}", line(d))?;
-        }
+        list(out, Verdict::Lost, t.lost, LOST_LINES)?;
     }
     if t.missing > 0 {
         writeln!(out, "\nmissing: never acknowledged, not in the archive:")?;
-        for d in judged.with(Verdict::Missing).take(MISSING_LINES) {
-            writeln!(out, "{}", line(d))?;
-            if let Some(why) = d.futile() {
-                writeln!(out, "      futile: {why}")?;
-            }
-        }
-        if t.missing > MISSING_LINES as u64 {
-            writeln!(
-                out,
-                "  ... and {} more (--json lists every one)",
-                t.missing - MISSING_LINES as u64
-            )?;
-        }
+        list(out, Verdict::Missing, t.missing, MISSING_LINES)?;
     }
     Ok(())
 }
@@ -509,4 +541,106 @@ pub fn audit_json(out: &mut impl Write, r: &AuditReport<'_>) -> io::Result<()> {
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Log;
+    use crate::github::Attempt;
+    use chrono::TimeZone as _;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, hour, 5, 0).unwrap()
+    }
+
+    fn attempt(id: u64, hour: u32, event: &str, code: u16) -> Attempt {
+        Attempt {
+            id,
+            guid: format!("g{id}"),
+            delivered_at: at(hour),
+            redelivery: false,
+            duration: None,
+            status: if code == 200 {
+                "OK".into()
+            } else {
+                format!("Invalid HTTP Response: {code}")
+            },
+            status_code: code,
+            event: event.into(),
+            action: None,
+            installation_id: None,
+            repository_id: None,
+        }
+    }
+
+    #[test]
+    fn the_audit_table_gives_an_all_ok_hour_one_line_and_splits_an_hour_with_trouble() {
+        let mut log = Log::default();
+        let attempts = [
+            attempt(1, 10, "push", 200),
+            attempt(2, 10, "release", 200),
+            attempt(3, 11, "push", 200),
+            attempt(4, 11, "issues", 200),
+            attempt(5, 11, "release", 503),
+            attempt(6, 12, "push", 200),
+        ];
+        for a in &attempts {
+            log.add("org:o:1", a);
+            if a.status_code == 200 {
+                log.mark_archived(&a.guid, "2026/12/01/10/x.gz");
+            }
+        }
+        let judged = log.judge(at(23));
+        let report = AuditReport {
+            hooks: vec!["org:o:1".into()],
+            since: at(0),
+            until: at(23),
+            settled_before: at(23),
+            judged: &judged,
+            requests: 1,
+            rate_limited_secs: 0,
+            redelivery: None,
+        };
+        let mut out = Vec::new();
+        audit_table(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("2026-"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let want: [&[&str]; 4] = [
+            &[
+                "2026-12-01T10:00Z",
+                "(2",
+                "events,",
+                "all",
+                "ok)",
+                "2",
+                "0",
+                "0",
+                "0",
+                "0",
+            ],
+            &["2026-12-01T11:00Z", "release", "0", "0", "1", "0", "0"],
+            &[
+                "2026-12-01T11:00Z",
+                "(2",
+                "other",
+                "events,",
+                "all",
+                "ok)",
+                "2",
+                "0",
+                "0",
+                "0",
+                "0",
+            ],
+            &["2026-12-01T12:00Z", "push", "1", "0", "0", "0", "0"],
+        ];
+        assert_eq!(rows, want, "{text}");
+        assert!(text.contains("503 (Invalid HTTP Response: 503)"), "{text}");
+    }
 }

@@ -8,7 +8,8 @@
 pub mod redeliver;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,9 +69,9 @@ impl Verdict {
 pub struct Delivery {
     pub guid: String,
     /// The hook it was listed under, as typed (`repo:OWNER/NAME:ID`).
-    pub hook: String,
-    pub event: String,
-    pub action: Option<String>,
+    pub hook: Name,
+    pub event: Name,
+    pub action: Option<Name>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
     /// The ids of its attempts listed, oldest first (a page seen twice
@@ -81,33 +82,53 @@ pub struct Delivery {
     /// The latest attempt: its id (what a redelivery is asked on), and
     /// GitHub's account of it (status code 0: no HTTP answer at all).
     pub last_id: u64,
-    pub last_status: String,
+    pub last_status: Name,
     pub last_status_code: u16,
     /// The archive object that holds it, once the archive was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archived: Option<String>,
+    pub archived: Option<Name>,
+}
+
+/// A string that many deliveries share (a hook, an event, an action,
+/// GitHub's status words, an archive object), held once: 300,000
+/// deliveries of a few dozen events cost one copy of each name.
+pub type Name = Arc<str>;
+
+/// The one copy of each [`Name`].
+#[derive(Debug, Default)]
+struct Names(HashSet<Name>);
+
+impl Names {
+    fn get(&mut self, s: &str) -> Name {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        let n: Name = s.into();
+        self.0.insert(n.clone());
+        n
+    }
 }
 
 impl Delivery {
-    fn new(hook: &str, a: &Attempt) -> Self {
+    fn new(hook: Name, a: &Attempt, names: &mut Names) -> Self {
         Self {
             guid: a.guid.clone(),
-            hook: hook.to_owned(),
-            event: a.event.clone(),
-            action: a.action.clone(),
+            hook,
+            event: names.get(&a.event),
+            action: a.action.as_deref().map(|x| names.get(x)),
             first_at: a.delivered_at,
             last_at: a.delivered_at,
             attempt_ids: vec![a.id],
             acknowledged: a.is_success(),
             last_id: a.id,
-            last_status: a.status.clone(),
+            last_status: names.get(&a.status),
             last_status_code: a.status_code,
             archived: None,
         }
     }
 
     /// Adds one more attempt of the same guid, in any order, once.
-    fn add(&mut self, a: &Attempt) {
+    fn add(&mut self, a: &Attempt, names: &mut Names) {
         if self.attempt_ids.contains(&a.id) {
             return;
         }
@@ -118,7 +139,7 @@ impl Delivery {
         if (a.delivered_at, a.id) >= (self.last_at, self.last_id) {
             self.last_at = a.delivered_at;
             self.last_id = a.id;
-            self.last_status.clone_from(&a.status);
+            self.last_status = names.get(&a.status);
             self.last_status_code = a.status_code;
         }
     }
@@ -192,17 +213,18 @@ impl Delivery {
 #[derive(Debug, Default)]
 pub struct Log {
     deliveries: HashMap<String, Delivery>,
+    names: Names,
 }
 
 impl Log {
     /// Folds one listed attempt in.
     pub fn add(&mut self, hook: &str, a: &Attempt) {
-        match self.deliveries.get_mut(&a.guid) {
-            Some(d) => d.add(a),
-            None => {
-                self.deliveries
-                    .insert(a.guid.clone(), Delivery::new(hook, a));
-            }
+        if let Some(d) = self.deliveries.get_mut(&a.guid) {
+            d.add(a, &mut self.names);
+        } else {
+            let hook = self.names.get(hook);
+            let d = Delivery::new(hook, a, &mut self.names);
+            self.deliveries.insert(a.guid.clone(), d);
         }
     }
 
@@ -227,9 +249,10 @@ impl Log {
 
     /// Marks every delivery `archived` says is archived, as found in `place`.
     pub fn mark_archived_where(&mut self, archived: impl Fn(&str) -> bool, place: &str) {
+        let place = self.names.get(place);
         for d in self.deliveries.values_mut() {
             if d.archived.is_none() && archived(&d.guid) {
-                d.archived = Some(place.to_owned());
+                d.archived = Some(place.clone());
             }
         }
     }
@@ -238,7 +261,7 @@ impl Log {
     pub fn mark_archived(&mut self, guid: &str, object: &str) {
         if let Some(d) = self.deliveries.get_mut(guid) {
             if d.archived.is_none() {
-                d.archived = Some(object.to_owned());
+                d.archived = Some(self.names.get(object));
             }
         }
     }
@@ -332,6 +355,22 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Every delivery counted is `ok`.
+    #[must_use]
+    pub fn all_ok(&self) -> bool {
+        self.late + self.missing + self.lost + self.pending == 0
+    }
+
+    /// Adds another line's counts to these.
+    pub fn merge(&mut self, o: &Counts) {
+        self.ok += o.ok;
+        self.late += o.late;
+        self.missing += o.missing;
+        self.futile += o.futile;
+        self.lost += o.lost;
+        self.pending += o.pending;
+    }
+
     fn add(&mut self, v: Verdict, d: &Delivery) {
         match v {
             Verdict::Ok => self.ok += 1,
@@ -368,7 +407,9 @@ impl Judged {
                 .first_at
                 .duration_trunc(Duration::hours(1))
                 .unwrap_or(d.first_at);
-            rows.entry((hour, d.event.clone())).or_default().add(*v, d);
+            rows.entry((hour, d.event.to_string()))
+                .or_default()
+                .add(*v, d);
         }
         rows
     }

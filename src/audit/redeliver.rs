@@ -67,7 +67,7 @@ pub async fn redeliver(
             r.failed.push((d.guid.clone(), why.clone()));
             continue;
         }
-        let Some(hook) = by_label.get(&d.hook) else {
+        let Some(hook) = by_label.get(&*d.hook) else {
             continue;
         };
         pace.tick().await;

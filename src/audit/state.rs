@@ -113,7 +113,7 @@ impl AuditState {
         self.stored.asked.insert(
             d.guid.clone(),
             Asked {
-                hook: d.hook.clone(),
+                hook: d.hook.to_string(),
                 at: now,
                 attempt: d.last_id,
             },
