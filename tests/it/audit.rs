@@ -467,7 +467,17 @@ fn serve_reconcile_heals_a_gap_with_no_command_typed() {
 
     let server = serve_on(&archive, port);
     let (kept, _) = gh.deliver(&hook, "push", &body, Send::Normal);
+    // Two pages of older deliveries, all archived: the first pass lists
+    // them, later ones only what is new.
+    let older: Vec<String> = (0..150)
+        .map(|_| gh.deliver(&hook, "push", &body, Send::Normal))
+        .map(|(guid, code)| {
+            assert_eq!(code, 200);
+            guid
+        })
+        .collect();
     drop(server);
+    gh.backdate(Duration::from_secs(3600));
     let missed: Vec<String> = (0..3)
         .map(|_| gh.deliver(&hook, "push", &body, Send::Normal).0)
         .collect();
@@ -496,13 +506,25 @@ fn serve_reconcile_heals_a_gap_with_no_command_typed() {
             "{guid}: redelivered once, acknowledged"
         );
     }
-    // Healed: later passes find nothing missing and ask for nothing more.
-    let passes = metric(server.port, "ghreplay_reconcile_passes_total");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while metric(server.port, "ghreplay_reconcile_passes_total") < passes + 2 {
-        assert!(std::time::Instant::now() < deadline, "no reconcile passes");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Healed: later passes find nothing missing and ask for nothing more,
+    // and each lists one page: only what is new since the last pass (a
+    // pass that listed the whole log would read two).
+    let passes = |n| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while metric(server.port, "ghreplay_reconcile_passes_total") < n {
+            assert!(std::time::Instant::now() < deadline, "no reconcile passes");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let start = metric(server.port, "ghreplay_reconcile_passes_total");
+    passes(start + 1);
+    let requests = gh.requests();
+    passes(start + 4);
+    let listed = gh.requests() - requests;
+    assert!(
+        (2..=4).contains(&listed),
+        "{listed} list requests over 3 passes"
+    );
     assert_eq!(metric(server.port, "ghreplay_reconcile_missing_total"), 3);
     assert_eq!(
         metric(server.port, "ghreplay_reconcile_redeliveries_total"),
@@ -525,7 +547,7 @@ fn serve_reconcile_heals_a_gap_with_no_command_typed() {
         .map(|l| l["delivery_id"].as_str().unwrap().to_owned())
         .collect();
     ids.sort();
-    let mut want = missed.clone();
+    let mut want = [missed, older].concat();
     want.push(kept);
     want.sort();
     assert_eq!(ids, want);

@@ -281,6 +281,15 @@ impl GitHub {
         );
     }
 
+    /// Moves every attempt logged so far `by` into the past, as if it had
+    /// been made that much earlier.
+    pub fn backdate(&self, by: Duration) {
+        let mut w = self.world.lock().unwrap();
+        for a in w.hooks.iter_mut().flat_map(|h| &mut h.attempts) {
+            a.delivered_at -= by;
+        }
+    }
+
     /// Sets the hour's quota of requests: for the benchmark, which audits
     /// the same 3,000-page log several times in one hour.
     #[allow(dead_code)] // used by benches/github_standin.rs, which includes this file
