@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Memory is bounded whatever the archive size: at most `fetch_jobs` fetched
-//! objects and `decode_jobs` decoded ones are held at once, and the only
-//! state that grows with the archive is the set of delivery ids (16 bytes
-//! each).
+//! objects and `decode_jobs` decoded ones are held at once (and, for an
+//! HTTP target, the objects its messages in flight are slices of: at most
+//! `--confirm-window` more), and the only state that grows with the archive
+//! is the set of delivery ids (16 bytes each).
 
 use futures::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};

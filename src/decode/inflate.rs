@@ -98,7 +98,33 @@ fn buffer(size: usize) -> Vec<u8> {
 }
 
 /// Gives a decompressed object's buffer back (see [`SPARE`]).
-pub(super) fn recycle(buf: Vec<u8>) {
+/// A decompressed object's bytes, shared: slices of it (an HTTP message's
+/// body) need no copy, and the buffer goes back to the spares when the last
+/// of them is dropped.
+pub(super) fn shared(buf: Vec<u8>) -> bytes::Bytes {
+    if buf.is_empty() {
+        recycle(buf);
+        return bytes::Bytes::new();
+    }
+    bytes::Bytes::from_owner(Recycled(buf))
+}
+
+/// The owner behind [`shared`]'s bytes.
+struct Recycled(Vec<u8>);
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.0));
+    }
+}
+
+fn recycle(buf: Vec<u8>) {
     if buf.capacity() < RECYCLED_FROM {
         return;
     }

@@ -109,15 +109,12 @@ pub struct DecodedObject {
     /// The time in the object's name.
     pub object_time: Option<DateTime<Utc>>,
     pub compressed_bytes: u64,
-    pub data: Vec<u8>,
+    /// The decompressed bytes, shared: an HTTP message holds a slice of
+    /// them (no copy), and the buffer is reused once the object and every
+    /// such slice are gone.
+    pub data: bytes::Bytes,
     pub events: Vec<Event>,
     pub problems: Vec<DecodeError>,
-}
-
-impl Drop for DecodedObject {
-    fn drop(&mut self) {
-        inflate::recycle(std::mem::take(&mut self.data));
-    }
 }
 
 impl DecodedObject {
@@ -128,7 +125,7 @@ impl DecodedObject {
             key,
             object_time,
             compressed_bytes: 0,
-            data: Vec::new(),
+            data: bytes::Bytes::new(),
             events: Vec::new(),
             problems: vec![error],
         }
@@ -137,6 +134,17 @@ impl DecodedObject {
     #[must_use]
     pub fn bytes<'a>(&'a self, span: &'a Span) -> &'a [u8] {
         span.of(&self.data)
+    }
+
+    /// The same bytes as [`DecodedObject::bytes`], as a handle that can
+    /// outlive the object: a slice of its buffer when the span points into
+    /// it (no copy), else a copy.
+    #[must_use]
+    pub fn shared_bytes(&self, span: &Span) -> bytes::Bytes {
+        match span {
+            Span::Range(r) => self.data.slice(r.clone()),
+            Span::Owned(b) => bytes::Bytes::copy_from_slice(b),
+        }
     }
 
     /// The payload as JSON text. Every payload was parsed as JSON from UTF-8
@@ -170,7 +178,7 @@ pub fn decode_object(
         key,
         object_time,
         compressed_bytes,
-        data,
+        data: inflate::shared(data),
         events,
         problems,
     }

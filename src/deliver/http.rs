@@ -272,19 +272,22 @@ impl Transport for Http {
             });
         }
         let body = match (&e.shape, &e.raw_body) {
-            (Shape::Ghreplay, Some(raw)) => obj.bytes(raw),
-            _ => obj.bytes(&e.payload),
+            (Shape::Ghreplay, Some(raw)) => raw,
+            _ => &e.payload,
         };
         let headers = self
-            .request_headers(obj, e, body)
+            .request_headers(obj, e, obj.bytes(body))
             .map_err(|detail| Refusal {
                 reason: "with headers that cannot be sent",
                 detail,
-                bytes: body.len(),
+                bytes: obj.bytes(body).len(),
             })?;
+        // A slice of the object's buffer, not a copy: the buffer stays
+        // alive (outside the read path's recycling) while the message is
+        // in flight, so at most `--confirm-window` objects more are held.
         Ok(HttpMessage {
             headers,
-            body: Bytes::copy_from_slice(body),
+            body: obj.shared_bytes(body),
         })
     }
 
