@@ -173,6 +173,7 @@ mod disabled {
     pub enum Prepared {}
     pub enum Running {}
 
+    #[allow(clippy::unused_async)] // the signature of the build with a dashboard
     pub async fn prepare(_: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         Ok(None)
     }
@@ -199,6 +200,7 @@ mod disabled {
             match *self {}
         }
 
+        #[allow(clippy::unused_async)] // the signature of the build with a dashboard
         pub async fn close(self) {
             match self {}
         }
