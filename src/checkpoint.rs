@@ -31,6 +31,10 @@ pub struct RunIdentity {
     pub repos: Vec<String>,
     pub public_only: bool,
     pub dedupe: String,
+    /// `I/N` for one shard of a job; absent for the whole range (and in
+    /// checkpoints written before shards existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl RunIdentity {
@@ -47,6 +51,7 @@ impl RunIdentity {
             repos: vec![],
             public_only: true,
             dedupe: "48h".into(),
+            shard: None,
         }
     }
 

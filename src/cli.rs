@@ -395,6 +395,16 @@ pub struct RepublishArgs {
     /// HTTP: how long one request may take, GitHub's own limit by default.
     #[arg(long, default_value = "10s", value_name = "SPAN")]
     pub timeout: String,
+    /// Send only shard I of N (I from 0: `--shard "$JOB_COMPLETION_INDEX/4"`
+    /// in a Kubernetes indexed job, `$AWS_BATCH_JOB_ARRAY_INDEX` in an AWS
+    /// Batch array job): the archive hours whose number since the epoch is I
+    /// modulo N, whatever the range, so N workers share one range with no
+    /// overlap and no gap. Each shard is its own run (give each its own
+    /// --checkpoint); --rate is per worker. Duplicates are dropped within a
+    /// shard only: a delivery archived twice in hours of two shards (a
+    /// redelivery an hour later) is sent by both.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     #[command(flatten)]
     pub read: ReadArgs,
 }

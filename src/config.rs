@@ -121,6 +121,7 @@ pub fn read_config(
         actions: select.actions.clone(),
         repos: Vec::new(),
         public_only,
+        shard: None,
     }
     .with_repos(&select.repos)?;
     Ok(ReadConfig {

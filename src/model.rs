@@ -21,6 +21,49 @@ pub enum ModelError {
     Repo(String),
     #[error("--archive {0:?}: an S3 archive is written s3://bucket or s3://bucket/prefix")]
     S3Url(String),
+    #[error("--shard {0:?}: expected I/N with 0 <= I < N (I counts from 0, as JOB_COMPLETION_INDEX and AWS_BATCH_JOB_ARRAY_INDEX do)")]
+    Shard(String),
+}
+
+/// One worker's share of a job split across `count` machines: the archive
+/// hours whose number since the epoch is `index` modulo `count`, whatever
+/// the range, so the shards of one job neither overlap nor leave a gap.
+/// An hour is an object's key hour (`YYYY/MM/DD/HH`), as listing reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N`.
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        let bad = || ModelError::Shard(s.to_owned());
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether the hour starting at (or containing) `hour` is this shard's.
+    #[must_use]
+    pub fn owns(&self, hour: DateTime<Utc>) -> bool {
+        hour.timestamp()
+            .div_euclid(3600)
+            .rem_euclid(i64::from(self.count))
+            == i64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// Which envelope a record came in.
@@ -204,6 +247,8 @@ pub struct Selection {
     pub repos: Vec<String>,
     /// Keep only what the privacy filter passes.
     pub public_only: bool,
+    /// Read only this shard's hours.
+    pub shard: Option<Shard>,
 }
 
 impl Selection {
@@ -284,6 +329,41 @@ impl std::fmt::Display for ArchiveLocation {
         match self {
             Self::Local { dir, prefix } => write!(f, "{}", dir.join(prefix).display()),
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    #[test]
+    fn shards_parse_as_typed_and_refuse_what_is_not_one() {
+        assert_eq!(Shard::parse("2/5").unwrap(), Shard { index: 2, count: 5 });
+        assert_eq!(Shard::parse("0/1").unwrap().to_string(), "0/1");
+        for bad in ["3/3", "1", "-1/3", "a/3", "1/0", "1/3/4", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_hour_belongs_to_exactly_one_shard_whatever_the_range() {
+        let start = Utc.with_ymd_and_hms(1969, 12, 31, 20, 0, 0).unwrap();
+        for count in [1, 2, 3, 7] {
+            let shards: Vec<Shard> = (0..count).map(|index| Shard { index, count }).collect();
+            for h in 0..200 {
+                let hour = start + Duration::hours(h) + Duration::minutes(59);
+                let owners = shards.iter().filter(|s| s.owns(hour)).count();
+                assert_eq!(owners, 1, "{hour} with {count} shards");
+            }
+            // Consecutive hours go round the shards in turn.
+            let first = shards.iter().position(|s| s.owns(start)).unwrap();
+            let next = shards
+                .iter()
+                .position(|s| s.owns(start + Duration::hours(1)))
+                .unwrap();
+            assert_eq!(next, (first + 1) % count as usize);
         }
     }
 }

@@ -108,7 +108,10 @@ async fn read_into<S: Sink + 'static>(
     let spinner = Progress::spinner("listing", global.quiet);
     let plan = source::plan(&store, &cfg.selection.time).await;
     spinner.finish();
-    let plan = plan.with_context(|| format!("listing {}", cfg.archive))?;
+    let mut plan = plan.with_context(|| format!("listing {}", cfg.archive))?;
+    if let Some(shard) = cfg.selection.shard {
+        plan.objects.retain(|o| shard.owns(o.hour));
+    }
     let total = plan.objects.iter().map(|o| o.size).sum();
     let progress = Progress::bytes(total, global.quiet);
     let f = pipeline::run(store, plan, cfg, sink, progress).await?;

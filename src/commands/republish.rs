@@ -32,6 +32,11 @@ pub async fn run(global: &GlobalArgs, args: &RepublishArgs) -> anyhow::Result<Ou
         !args.include_private,
         &args.read,
     )?;
+    cfg.selection.shard = args
+        .shard
+        .as_deref()
+        .map(crate::model::Shard::parse)
+        .transpose()?;
     let target = Target::parse(&args.to)?;
     let span = |flag: &str, v: &str| {
         config::parse_span(v)
@@ -210,6 +215,7 @@ fn identity(cfg: &ReadConfig, target: &Target) -> RunIdentity {
         actions: s.actions.clone(),
         repos: s.repos.clone(),
         public_only: s.public_only,
+        shard: s.shard.map(|x| x.to_string()),
         dedupe: match cfg.dedupe {
             Dedupe::Off => "off".into(),
             Dedupe::All => "all".into(),

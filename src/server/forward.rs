@@ -389,6 +389,7 @@ fn identity(outbox: &Outbox, target: &ForwardTarget) -> RunIdentity {
         repos: vec![],
         public_only: !target.include_private,
         dedupe: "off".into(),
+        shard: None,
     }
 }
 

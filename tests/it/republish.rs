@@ -319,3 +319,129 @@ fn dry_run_reports_skipped_input_in_its_exit_status_unless_allowed() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("would send 1 event"));
     assert_eq!(dry(&["--allow-skipped"]).status.code(), Some(0));
 }
+
+/// The delivery ids and key hours `republish --to ndjson:FILE --shard` sends.
+fn sharded(archive: &str, dir: &std::path::Path, shard: Option<&str>) -> Vec<(String, String)> {
+    let file = dir.join(format!(
+        "{}.ndjson",
+        shard.unwrap_or("all").replace('/', "-")
+    ));
+    let to = format!("ndjson:{}", file.display());
+    let mut args = vec![
+        "--archive",
+        archive,
+        "-q",
+        "republish",
+        "--include-private",
+        "--to",
+        &to,
+    ];
+    if let Some(s) = shard {
+        args.extend(["--shard", s]);
+    }
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let key = v["object"].as_str().unwrap();
+            // The key's YYYY/MM/DD/HH.
+            let hour = key.split('/').take(4).collect::<Vec<_>>().join("/");
+            (v["delivery_id"].as_str().unwrap().to_owned(), hour)
+        })
+        .collect()
+}
+
+#[test]
+fn three_shards_send_what_one_run_sends_with_no_hour_in_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    common::make_archive(
+        &archive,
+        &[
+            "--events",
+            "300",
+            "--hours",
+            "7",
+            "--start",
+            "2026-03-01T22",
+        ],
+    );
+    let archive = archive.to_str().unwrap();
+    let mut whole: Vec<String> = sharded(archive, dir.path(), None)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    whole.sort();
+    assert_eq!(whole.len(), 300);
+
+    let mut union = Vec::new();
+    let mut hours_seen: Vec<std::collections::BTreeSet<String>> = Vec::new();
+    for i in 0..3 {
+        let got = sharded(archive, dir.path(), Some(&format!("{i}/3")));
+        assert!(!got.is_empty(), "shard {i}/3 sent nothing");
+        hours_seen.push(got.iter().map(|(_, h)| h.clone()).collect());
+        union.extend(got.into_iter().map(|(id, _)| id));
+    }
+    union.sort();
+    assert_eq!(
+        union, whole,
+        "the shards together send the whole range once"
+    );
+    for a in 0..3 {
+        for b in a + 1..3 {
+            assert!(
+                hours_seen[a].is_disjoint(&hours_seen[b]),
+                "shards {a} and {b} share hours: {:?} / {:?}",
+                hours_seen[a],
+                hours_seen[b]
+            );
+        }
+    }
+    // Hours since the epoch modulo 3: 2026-03-01T22 is hour 492,334 (= 1
+    // mod 3), so shard 1 has 22:00, 01:00 and 04:00.
+    assert_eq!(
+        hours_seen[1].iter().cloned().collect::<Vec<_>>(),
+        ["2026/03/01/22", "2026/03/02/01", "2026/03/02/04"]
+    );
+
+    let out = run(&[
+        "--archive",
+        archive,
+        "republish",
+        "--to",
+        "ndjson",
+        "--shard",
+        "3/3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected I/N with 0 <= I < N"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_is_its_own_run_for_its_checkpoint() {
+    let q = Bound::new("shard").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let cps = cp.to_str().unwrap();
+    let url = amqp_url(RABBIT_PORT);
+    let base = ["--to", &url, "--exchange", &q.exchange, "--checkpoint", cps];
+    let out = republish(&[&base[..], &["--shard", "0/2"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = republish(&[&base[..], &["--resume", "--shard", "1/2"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("different run") && err.contains("shard"),
+        "{err}"
+    );
+    let out = republish(&[&base[..], &["--resume", "--shard", "0/2"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is complete"), "{}", stderr(&out));
+}
