@@ -12,14 +12,16 @@ venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
 # moto: a real S3/SNS wire-protocol server for the integration tests.
 # schemathesis: fuzzes the receiver against its OpenAPI document.
 # duckdb-cli: DuckDB's own shell, which must read what `ghreplay load` writes.
-if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/duckdb" ]; then
-  echo "test.sh: installing moto[server], schemathesis and duckdb-cli into $venv" >&2
+# sqlfluff: parses every statement `ghreplay snowflake` prints in Snowflake's dialect.
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/duckdb" ] || [ ! -x "$venv/bin/sqlfluff" ]; then
+  echo "test.sh: installing moto[server], schemathesis, duckdb-cli and sqlfluff into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5' 'duckdb-cli>=1.5,<2'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5' 'duckdb-cli>=1.5,<2' 'sqlfluff>=4,<5'
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 export SCHEMATHESIS="$venv/bin/schemathesis"
 export DUCKDB_CLI="$venv/bin/duckdb"
+export SQLFLUFF="$venv/bin/sqlfluff"
 
 # @octokit/webhooks' middleware: a webhook receiver nobody on this team
 # wrote, for `republish --to https://`; openssl makes its test certificate.

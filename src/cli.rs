@@ -203,27 +203,41 @@ pub struct GithubArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SnowflakeCommand {
-    /// The stage (with its JSON file format), the 62-column landing table
-    /// and the auto-ingest pipe, named as SnowAlert's GitHub webhooks
-    /// connector names them.
+    /// The stage (with its JSON file format), the landing table (SnowAlert's
+    /// 62 columns, then `delivery_id` and `event`) and the auto-ingest pipe,
+    /// named as SnowAlert's GitHub webhooks connector names them; then, as
+    /// comments, the AWS role's trust and permissions policies and the
+    /// steps that connect the bucket's notifications to the pipe.
     Setup {
-        /// The connection name: objects are data.GITHUB_WEBHOOKS_S3_<NAME>_EVENTS_*.
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        objects: SnowflakeObjects,
         /// The archive the stage reads, s3://bucket/prefix.
         #[arg(long, value_name = "URL")]
         stage_url: String,
         /// The AWS role Snowflake assumes to read the bucket.
         #[arg(long, value_name = "ARN")]
         aws_role: String,
-    },
-    /// The statements that backfill exactly a range: `ALTER PIPE ... REFRESH`
-    /// per hour prefix within Snowflake's 7-day refresh window, `COPY INTO
-    /// ... FILES` for older objects (and for enveloped shapes, read from
-    /// `$1:body`). Objects come from listing --archive as `list` does.
-    Refresh {
+        /// The archive's record shape, which decides where the pipe reads
+        /// the payload: `raw` ($1, SnowAlert's own), `mozilla` or `ghreplay`
+        /// ($1:body, keeping the delivery id and event).
+        #[arg(long, default_value = "raw", value_parser = ["raw", "mozilla", "ghreplay"])]
+        shape: String,
+        /// Replace an existing pipe (CREATE OR REPLACE) so that it reads the
+        /// new shape. A replaced pipe loses its load history: files it loaded
+        /// may be loaded again by a later REFRESH (refresh's MERGE keeps
+        /// rows single).
         #[arg(long)]
-        name: String,
+        recreate_pipe: bool,
+    },
+    /// The statements that load exactly a range, once: `COPY INTO` a
+    /// temporary table from the range's objects (by name), then `MERGE` into
+    /// the landing table on the delivery id (on the payload's hash for
+    /// cztack's shape), so neither a file the pipe already loaded nor a
+    /// delivery archived twice lands twice. Objects come from listing
+    /// --archive as `list` does.
+    Refresh {
+        #[command(flatten)]
+        objects: SnowflakeObjects,
         /// Start of the range (inclusive).
         #[arg(long, value_name = "TIME")]
         since: String,
@@ -238,6 +252,24 @@ pub enum SnowflakeCommand {
         #[arg(long, default_value = "auto", value_parser = ["auto", "raw", "mozilla", "ghreplay"])]
         shape: String,
     },
+}
+
+/// The Snowflake objects' names: SnowAlert's for a connection, or each one
+/// given (an existing deployment's own names).
+#[derive(Debug, Args)]
+pub struct SnowflakeObjects {
+    /// The connection name: objects are data.GITHUB_WEBHOOKS_S3_<NAME>_EVENTS_*.
+    #[arg(long)]
+    pub name: String,
+    /// The stage's name instead (`db.schema.name` or shorter).
+    #[arg(long, value_name = "NAME")]
+    pub stage: Option<String>,
+    /// The landing table's name instead.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// The pipe's name instead (e.g. data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_PIPE).
+    #[arg(long, value_name = "NAME")]
+    pub pipe: Option<String>,
 }
 
 /// A time range. Times are RFC 3339, a date (2026-01-15, UTC), an hour

@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use chrono::Utc;
 
 use super::Outcome;
-use crate::cli::{GlobalArgs, SnowflakeCommand};
+use crate::cli::{GlobalArgs, SnowflakeCommand, SnowflakeObjects};
 use crate::config;
 use crate::decode::{decode_object, DecodeOptions};
 use crate::model::ArchiveLocation;
@@ -20,18 +20,26 @@ use crate::source::{self, Store};
 pub async fn run(global: &GlobalArgs, cmd: &SnowflakeCommand) -> anyhow::Result<Outcome> {
     let sql = match cmd {
         SnowflakeCommand::Setup {
-            name,
+            objects,
             stage_url,
             aws_role,
-        } => snowflake::setup(name, stage_url, aws_role)?,
+            shape,
+            recreate_pipe,
+        } => snowflake::setup(&snowflake::Setup {
+            objects: &names(objects)?,
+            stage_url,
+            aws_role,
+            shape: parse_shape(shape).unwrap_or(Shape::Raw),
+            recreate_pipe: *recreate_pipe,
+        })?,
         SnowflakeCommand::Refresh {
-            name,
+            objects,
             since,
             until,
             stage_url,
             shape,
         } => {
-            let objects = Objects::new(name)?;
+            let objects = names(objects)?;
             let now = Utc::now();
             let since = config::parse_time(since, now)?;
             let until = until
@@ -49,23 +57,19 @@ pub async fn run(global: &GlobalArgs, cmd: &SnowflakeCommand) -> anyhow::Result<
                 return Ok(Outcome::NothingMatched);
             }
             let root = stage_prefix(&location, stage_url.as_deref())?;
-            let (shape, detected_from) = match shape.as_str() {
-                "raw" => (Shape::Raw, None),
-                "mozilla" => (Shape::Mozilla, None),
-                "ghreplay" => (Shape::Ghreplay, None),
-                _ => {
-                    let first = &plan.objects[0];
-                    let bytes = store.get(&first.key).await?;
-                    let obj =
-                        decode_object(first.key.clone(), None, bytes, &DecodeOptions::default());
-                    let Some(e) = obj.events.first() else {
-                        bail!(
-                            "cannot tell the records' shape from {}; pass --shape",
-                            first.key
-                        );
-                    };
-                    (e.shape, Some(first.key.clone()))
-                }
+            let (shape, detected_from) = if let Some(shape) = parse_shape(shape) {
+                (shape, None)
+            } else {
+                let first = &plan.objects[0];
+                let bytes = store.get(&first.key).await?;
+                let obj = decode_object(first.key.clone(), None, bytes, &DecodeOptions::default());
+                let Some(e) = obj.events.first() else {
+                    bail!(
+                        "cannot tell the records' shape from {}; pass --shape",
+                        first.key
+                    );
+                };
+                (e.shape, Some(first.key.clone()))
             };
             let staged = plan
                 .objects
@@ -74,11 +78,8 @@ pub async fn run(global: &GlobalArgs, cmd: &SnowflakeCommand) -> anyhow::Result<
                     let path = o.key.strip_prefix(&root).with_context(|| {
                         format!("{} is not under the stage's prefix {root:?}", o.key)
                     })?;
-                    let hour_prefix = path.rsplit_once('/').map_or("", |(dir, _)| dir);
                     Ok(StagedObject {
                         path: path.to_owned(),
-                        hour_prefix: format!("{hour_prefix}/"),
-                        hour: o.hour,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -89,13 +90,28 @@ pub async fn run(global: &GlobalArgs, cmd: &SnowflakeCommand) -> anyhow::Result<
                     "-- shape read from {key}; for an archive of mixed shapes pass --shape"
                 );
             }
-            sql + &snowflake::refresh(&objects, shape, &staged, since, now)
+            sql + &snowflake::refresh(&objects, shape, &staged)
         }
     };
     let mut out = output::stdout();
     out.write_all(sql.as_bytes())?;
     out.flush()?;
     Ok(Outcome::Done)
+}
+
+/// `SnowAlert`'s names for the connection, with those given instead.
+fn names(a: &SnowflakeObjects) -> Result<Objects, snowflake::SnowflakeError> {
+    Objects::new(&a.name)?.with(a.stage.as_deref(), a.table.as_deref(), a.pipe.as_deref())
+}
+
+/// `raw`, `mozilla` or `ghreplay`; `None` for `auto`.
+fn parse_shape(s: &str) -> Option<Shape> {
+    match s {
+        "raw" => Some(Shape::Raw),
+        "mozilla" => Some(Shape::Mozilla),
+        "ghreplay" => Some(Shape::Ghreplay),
+        _ => None,
+    }
 }
 
 /// The key prefix the stage's URL stands for: `--stage-url`'s, or the

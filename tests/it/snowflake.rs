@@ -87,58 +87,14 @@ fn every_column_matches_formats_md() {
     }
 }
 
-#[test]
-fn recent_raw_hours_refresh_the_pipe_and_old_ones_are_copied_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let recent = dir.path().join("recent");
-    let start = (chrono::Utc::now() - chrono::Duration::hours(30))
-        .format("%Y-%m-%dT%H")
-        .to_string();
+/// An archive of `objects` raw-shape objects of one record each, in June 2025.
+fn raw_archive(dir: &std::path::Path, objects: usize) -> String {
+    let archive = dir.join("raw");
     make_archive(
-        &recent,
+        &archive,
         &[
             "--events",
-            "60",
-            "--hours",
-            "3",
-            "--start",
-            &start,
-            "--envelope",
-            "raw",
-            "--records-per-object",
-            "10",
-        ],
-    );
-    let sql = stdout(&[
-        "--archive",
-        recent.to_str().unwrap(),
-        "snowflake",
-        "refresh",
-        "--name",
-        "acme",
-        "--since",
-        "2d",
-    ]);
-    assert!(sql.contains("raw shape"), "{sql}");
-    let refreshes: Vec<&str> = sql
-        .lines()
-        .filter(|l| l.starts_with("ALTER PIPE"))
-        .collect();
-    assert_eq!(refreshes.len(), 3, "one per hour prefix: {sql}");
-    assert!(
-        refreshes[0]
-            .starts_with("ALTER PIPE data.GITHUB_WEBHOOKS_S3_ACME_EVENTS_PIPE REFRESH PREFIX = '"),
-        "{sql}"
-    );
-    assert!(refreshes.iter().all(|r| r.contains("MODIFIED_AFTER = '")));
-    assert!(!sql.contains("COPY INTO"), "{sql}");
-
-    let old = dir.path().join("old");
-    make_archive(
-        &old,
-        &[
-            "--events",
-            "1001",
+            &objects.to_string(),
             "--hours",
             "1",
             "--start",
@@ -149,9 +105,16 @@ fn recent_raw_hours_refresh_the_pipe_and_old_ones_are_copied_by_name() {
             "1",
         ],
     );
+    archive.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn refresh_copies_by_name_into_a_temporary_table_and_merges_each_delivery_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_archive(dir.path(), 1001);
     let sql = stdout(&[
         "--archive",
-        old.to_str().unwrap(),
+        &raw,
         "snowflake",
         "refresh",
         "--name",
@@ -159,17 +122,172 @@ fn recent_raw_hours_refresh_the_pipe_and_old_ones_are_copied_by_name() {
         "--since",
         "2025-06-01",
     ]);
-    assert!(!sql.contains("ALTER PIPE"), "older than the refresh window");
+    let loading = "data.GITHUB_WEBHOOKS_S3_ACME_EVENTS_CONNECTION_GHREPLAY_LOAD";
+    assert!(
+        sql.contains(&format!("CREATE TEMPORARY TABLE IF NOT EXISTS {loading} LIKE data.GITHUB_WEBHOOKS_S3_ACME_EVENTS_CONNECTION;")),
+        "{sql}"
+    );
     assert_eq!(
-        sql.matches("COPY INTO").count(),
+        sql.matches(&format!("COPY INTO {loading} (")).count(),
         2,
         "1,001 files in statements of at most 1,000"
     );
+    assert_eq!(
+        sql.matches("FORCE = TRUE;").count(),
+        2,
+        "whatever the load history says"
+    );
+    assert!(
+        !sql.contains("ALTER PIPE"),
+        "the pipe's history is not trusted: {sql}"
+    );
+    // cztack's shape keeps no delivery id: the payload's hash is the key.
     assert!(
         sql.contains("SELECT current_timestamp, $1, HASH($1), $1:ref,"),
-        "raw payloads are $1"
+        "{sql}"
     );
-    assert!(!sql.contains("$1:body"));
+    assert!(
+        sql.contains("PARTITION BY hash_raw ORDER BY insert_time) = 1"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("ON t.hash_raw = s.hash_raw\n  WHEN NOT MATCHED THEN INSERT"),
+        "{sql}"
+    );
+    assert!(sql
+        .trim_end()
+        .ends_with(&format!("DROP TABLE IF EXISTS {loading};")));
+
+    // Mozilla's shape: the payload in body, merged on the delivery id; an
+    // existing deployment's own names.
+    let sql = stdout(&[
+        "--archive",
+        &fixture_archive(),
+        "snowflake",
+        "refresh",
+        "--name",
+        "acme",
+        "--table",
+        "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_CONNECTION",
+        "--stage",
+        "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_STAGE",
+        "--since",
+        "2026-01-15T11",
+        "--until",
+        "2026-01-15T13",
+        "--shape",
+        "mozilla",
+    ]);
+    assert!(
+        sql.contains("ON COALESCE(t.delivery_id, TO_VARCHAR(t.hash_raw)) = COALESCE(s.delivery_id, TO_VARCHAR(s.hash_raw))"),
+        "a record without an id is keyed on its hash: {sql}"
+    );
+    assert!(sql.contains("$1:body:ref,"), "{sql}");
+    assert!(sql.contains("$1:request_id::VARCHAR, $1:event::VARCHAR FROM @data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_STAGE/)"), "{sql}");
+    assert!(
+        sql.contains("MERGE INTO data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_CONNECTION AS t"),
+        "{sql}"
+    );
+}
+
+/// `sqlfluff parse --dialect snowflake` over `sql`: every statement is
+/// parsed as what it is (none left unparsable), as many as the SQL has.
+fn assert_parses_as_snowflake(what: &str, sql: &str) {
+    let exe = std::env::var("SQLFLUFF")
+        .expect("SQLFLUFF names sqlfluff (scripts/test.sh installs it in its venv)");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("statements.sql");
+    std::fs::write(&file, sql).unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["parse", "--dialect", "snowflake"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !tree.contains("unparsable"),
+        "{what}: sqlfluff could not parse it all:\n{tree}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed = tree
+        .lines()
+        .filter(|l| l.ends_with("|    statement:"))
+        .count();
+    let written = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--") && l.trim_end().ends_with(';'))
+        .count();
+    assert_eq!(
+        parsed, written,
+        "{what}: statements parsed vs written\n{tree}"
+    );
+}
+
+#[test]
+fn every_statement_parses_as_snowflake_sql() {
+    let setup = |extra: &[&str]| {
+        let mut args = vec![
+            "snowflake",
+            "setup",
+            "--name",
+            "acme",
+            "--stage-url",
+            "s3://acme-webhooks/kinesis/",
+            "--aws-role",
+            "arn:aws:iam::012345678987:role/github-reader",
+        ];
+        args.extend_from_slice(extra);
+        stdout(&args)
+    };
+    for shape in ["raw", "mozilla", "ghreplay"] {
+        let sql = setup(&["--shape", shape]);
+        assert_parses_as_snowflake(&format!("setup --shape {shape}"), &sql);
+    }
+    let sql = setup(&[
+        "--shape",
+        "ghreplay",
+        "--recreate-pipe",
+        "--pipe",
+        "db.data.P",
+    ]);
+    assert!(
+        sql.contains("CREATE OR REPLACE PIPE db.data.P AUTO_INGEST = TRUE AS"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("TRY_BASE64_DECODE_STRING($1:body_base64)"),
+        "{sql}"
+    );
+    assert_parses_as_snowflake("setup --recreate-pipe", &sql);
+
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_archive(dir.path(), 3);
+    let sql = stdout(&[
+        "--archive",
+        &raw,
+        "snowflake",
+        "refresh",
+        "--name",
+        "acme",
+        "--since",
+        "2025-06-01",
+    ]);
+    assert_parses_as_snowflake("refresh, raw", &sql);
+    let sql = stdout(&[
+        "--archive",
+        &fixture_archive(),
+        "snowflake",
+        "refresh",
+        "--name",
+        "acme",
+        "--since",
+        "2026-01-15T11",
+        "--until",
+        "2026-01-15T13",
+        "--shape",
+        "ghreplay",
+    ]);
+    assert_parses_as_snowflake("refresh, ghreplay", &sql);
 }
 
 #[test]
@@ -187,6 +305,25 @@ fn bad_names_and_empty_ranges() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("letters, digits and _"),
+        "{}",
+        stderr(&out)
+    );
+    // An object name is pasted into SQL: nothing may ride along.
+    let out = run(&[
+        "snowflake",
+        "setup",
+        "--name",
+        "a",
+        "--table",
+        "t; DROP TABLE x",
+        "--stage-url",
+        "s3://b/",
+        "--aws-role",
+        "r",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--table \"t; DROP TABLE x\": an object name is up to three parts"),
         "{}",
         stderr(&out)
     );
