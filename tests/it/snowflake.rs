@@ -87,6 +87,22 @@ fn every_column_matches_formats_md() {
     }
 }
 
+/// `snowflake refresh --name acme --since SINCE` over `archive`, with `extra`.
+fn refresh(archive: &str, since: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "--archive",
+        archive,
+        "snowflake",
+        "refresh",
+        "--name",
+        "acme",
+        "--since",
+        since,
+    ];
+    args.extend_from_slice(extra);
+    stdout(&args)
+}
+
 /// An archive of `objects` raw-shape objects of one record each, in June 2025.
 fn raw_archive(dir: &std::path::Path, objects: usize) -> String {
     let archive = dir.join("raw");
@@ -112,16 +128,7 @@ fn raw_archive(dir: &std::path::Path, objects: usize) -> String {
 fn refresh_copies_by_name_into_a_temporary_table_and_merges_each_delivery_once() {
     let dir = tempfile::tempdir().unwrap();
     let raw = raw_archive(dir.path(), 1001);
-    let sql = stdout(&[
-        "--archive",
-        &raw,
-        "snowflake",
-        "refresh",
-        "--name",
-        "acme",
-        "--since",
-        "2025-06-01",
-    ]);
+    let sql = refresh(&raw, "2025-06-01", &[]);
     let loading = "data.GITHUB_WEBHOOKS_S3_ACME_EVENTS_CONNECTION_GHREPLAY_LOAD";
     assert!(
         sql.contains(&format!("CREATE TEMPORARY TABLE IF NOT EXISTS {loading} LIKE data.GITHUB_WEBHOOKS_S3_ACME_EVENTS_CONNECTION;")),
@@ -160,24 +167,20 @@ fn refresh_copies_by_name_into_a_temporary_table_and_merges_each_delivery_once()
 
     // Mozilla's shape: the payload in body, merged on the delivery id; an
     // existing deployment's own names.
-    let sql = stdout(&[
-        "--archive",
+    let sql = refresh(
         &fixture_archive(),
-        "snowflake",
-        "refresh",
-        "--name",
-        "acme",
-        "--table",
-        "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_CONNECTION",
-        "--stage",
-        "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_STAGE",
-        "--since",
         "2026-01-15T11",
-        "--until",
-        "2026-01-15T13",
-        "--shape",
-        "mozilla",
-    ]);
+        &[
+            "--table",
+            "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_CONNECTION",
+            "--stage",
+            "data.GITHUB_ORGANIZATIONS_DEFAULT_EVENTS_STAGE",
+            "--until",
+            "2026-01-15T13",
+            "--shape",
+            "mozilla",
+        ],
+    );
     assert!(
         sql.contains("ON COALESCE(t.delivery_id, TO_VARCHAR(t.hash_raw)) = COALESCE(s.delivery_id, TO_VARCHAR(s.hash_raw))"),
         "a record without an id is keyed on its hash: {sql}"
@@ -262,31 +265,13 @@ fn every_statement_parses_as_snowflake_sql() {
 
     let dir = tempfile::tempdir().unwrap();
     let raw = raw_archive(dir.path(), 3);
-    let sql = stdout(&[
-        "--archive",
-        &raw,
-        "snowflake",
-        "refresh",
-        "--name",
-        "acme",
-        "--since",
-        "2025-06-01",
-    ]);
+    let sql = refresh(&raw, "2025-06-01", &[]);
     assert_parses_as_snowflake("refresh, raw", &sql);
-    let sql = stdout(&[
-        "--archive",
+    let sql = refresh(
         &fixture_archive(),
-        "snowflake",
-        "refresh",
-        "--name",
-        "acme",
-        "--since",
         "2026-01-15T11",
-        "--until",
-        "2026-01-15T13",
-        "--shape",
-        "ghreplay",
-    ]);
+        &["--until", "2026-01-15T13", "--shape", "ghreplay"],
+    );
     assert_parses_as_snowflake("refresh, ghreplay", &sql);
 }
 
