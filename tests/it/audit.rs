@@ -552,3 +552,57 @@ fn serve_reconcile_heals_a_gap_with_no_command_typed() {
     want.sort();
     assert_eq!(ids, want);
 }
+
+#[test]
+fn an_archive_on_s3_is_audited_the_same() {
+    let Scene {
+        dir: _dir,
+        archive,
+        port,
+        gh,
+        hook,
+    } = Scene::new("org:octo-org");
+    let body = payload("issues");
+    let server = serve_on(&archive, port);
+    let ok: Vec<String> = (0..2)
+        .map(|_| gh.deliver(&hook, "issues", &body, Send::Normal).0)
+        .collect();
+    drop(server);
+    let (missed, _) = gh.deliver(&hook, "issues", &body, Send::Normal);
+    // The local archive, as Firehose would have put it in a bucket (serve's
+    // own state, if any, stays behind).
+    let _ = std::fs::remove_dir_all(archive.join(".ghreplay"));
+    let moto = crate::common::Moto::start();
+    let bucket = crate::common::unique_name("audit");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(moto.upload_dir(&bucket, &archive, "hooks/"));
+
+    let token = token_file(archive.parent().unwrap());
+    let out = moto
+        .command()
+        .env_remove("GITHUB_TOKEN")
+        .args(["--archive", &format!("s3://{bucket}/hooks/")])
+        .args([
+            "--quiet", "audit", "--json", "--settle", "0s", "--hook", &hook,
+        ])
+        .args([
+            "--github-api-url",
+            &gh.api_url(),
+            "--github-token-file",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json["counts"]["ok"], 2, "{ok:?}");
+    assert_eq!(json["deliveries"][0]["guid"], missed.as_str());
+    assert_eq!(json["deliveries"][0]["verdict"], "missing");
+}
