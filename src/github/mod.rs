@@ -245,6 +245,8 @@ pub enum GithubError {
     },
     #[error("{what}: {why}")]
     Unreachable { what: String, why: String },
+    #[error("{what}: {why} (tried {TRIES} times: check --github-api-url and the network)")]
+    NoAnswer { what: String, why: String },
     #[error("{what}: the answer is not GitHub's delivery log: {why}")]
     Garbled { what: String, why: String },
     #[error("{what}: the next page is at {link}, not under --github-api-url; the credentials are not sent there")]
@@ -408,7 +410,7 @@ impl Client {
             .await
             .map_err(|f| match f {
                 Failure::Final(e) => e,
-                Failure::Broken(why) => GithubError::Unreachable {
+                Failure::Broken(why) => GithubError::NoAnswer {
                     what: what.to_owned(),
                     why,
                 },
