@@ -155,8 +155,10 @@ fn look_up(b: &mut Browser, ui: u16, live: &str) {
     assert!(b.text().contains(live), "{}", b.text());
     b.screenshot(&shots.join("deliveries.png"));
     b.eval("document.querySelector('td.mono a').click()");
+    // The payload element exists as soon as its tag is parsed: wait for the
+    // whole page, or its text may be read half-loaded.
     b.wait_for(
-        "document.querySelector('#payload')",
+        "document.readyState === 'complete' && document.querySelector('#payload')",
         Duration::from_secs(20),
     );
     let text = b.text();
@@ -383,8 +385,10 @@ fn ui_shows_a_loaded_database_without_live_parts() {
     // A delivery of a shape that keeps no headers says so.
     b.open(&format!("http://127.0.0.1:{port}/deliveries?event=release"));
     b.eval("document.querySelector('td.mono a').click()");
+    // The payload element exists as soon as its tag is parsed: wait for the
+    // whole page, or its text may be read half-loaded.
     b.wait_for(
-        "document.querySelector('#payload')",
+        "document.readyState === 'complete' && document.querySelector('#payload')",
         Duration::from_secs(20),
     );
     let text = b.text();
