@@ -5,12 +5,6 @@ use ghreplay::cli::Cli;
 use ghreplay::commands::{self, EXIT_ERROR};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: memory freed on another thread than the one that allocated it
-/// (every message the delivery engine sends, every decoded object) goes
-/// back without the lock glibc's malloc takes for it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // aws_config warns at length when it looks for a region or credentials
