@@ -286,6 +286,17 @@ pub struct RangeArgs {
     pub until: Option<String>,
 }
 
+/// `--fetch-jobs`: a number, or `auto` (0).
+fn fetch_jobs(s: &str) -> Result<usize, String> {
+    match s {
+        "auto" => Ok(0),
+        n => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("expected a number of objects above 0, or auto".into()),
+        },
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
@@ -324,9 +335,16 @@ pub struct ReadArgs {
     /// Exit 0 even when corrupt input was skipped (it is still reported).
     #[arg(long)]
     pub allow_skipped: bool,
-    /// Objects fetched at once.
-    #[arg(long, default_value_t = 16, value_name = "N")]
+    /// Objects fetched at once. `auto`: from S3, enough to hide the round
+    /// trip that listing measured (at least 16, at most 256); from a local
+    /// directory, 16.
+    #[arg(long, default_value = "auto", value_name = "N|auto", value_parser = fetch_jobs)]
     pub fetch_jobs: usize,
+    /// The most fetched, still compressed bytes held at once, waiting to be
+    /// decoded (each object counts whole; one larger than this is read
+    /// alone). Decoding holds a decompressed object per core besides.
+    #[arg(long, default_value_t = crate::config::DEFAULT_READ_MEMORY, value_name = "BYTES")]
+    pub read_memory: u64,
     /// Largest decompressed object read; past it, the rest is reported.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub max_object_bytes: u64,

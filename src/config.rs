@@ -82,6 +82,10 @@ pub fn parse_span(s: &str) -> Option<Duration> {
     span.filter(|d| *d >= Duration::zero())
 }
 
+/// `--read-memory`'s default: 256 MiB of fetched objects waiting to be
+/// decoded (a thousand of Firehose's usual quarter-megabyte objects).
+pub const DEFAULT_READ_MEMORY: u64 = 256 << 20;
+
 /// Everything the read path needs.
 #[derive(Debug, Clone)]
 pub struct ReadConfig {
@@ -91,8 +95,10 @@ pub struct ReadConfig {
     pub selection: Selection,
     /// What to do with repeated delivery ids (Firehose delivers at least once).
     pub dedupe: Dedupe,
-    /// Objects fetched at once.
+    /// Objects fetched at once; 0: set from the measured round trip.
     pub fetch_jobs: usize,
+    /// The most compressed bytes fetched and not yet decoded.
+    pub read_memory: u64,
     pub decode: DecodeOptions,
 }
 
@@ -138,7 +144,8 @@ pub fn read_config(
                     .ok_or_else(|| ConfigError::Span(select.dedupe_window.clone()))?,
             )
         },
-        fetch_jobs: read.fetch_jobs.max(1),
+        fetch_jobs: read.fetch_jobs,
+        read_memory: read.read_memory,
         decode: DecodeOptions {
             max_object_bytes: read.max_object_bytes,
         },

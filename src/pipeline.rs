@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Memory is bounded whatever the archive size: at most `fetch_jobs` fetched
-//! objects and `decode_jobs` decoded ones are held at once (and, for an
+//! objects, and no more than `--read-memory` of compressed bytes, wait to be
+//! decoded, and `decode_jobs` decoded ones are held at once (and, for an
 //! HTTP target, the objects its messages in flight are slices of: at most
 //! `--confirm-window` more), and the only state that grows with the archive
 //! is the set of delivery ids (16 bytes each).
@@ -113,22 +114,51 @@ fn spawn_decoding(
     plan_objects: Vec<crate::source::ArchiveObject>,
     cfg: &ReadConfig,
 ) -> mpsc::Receiver<Classified> {
-    let decode_jobs = rayon::current_num_threads() + 1;
+    let cores = rayon::current_num_threads();
+    let decode_jobs = cores + 1;
     let (tx, rx) = mpsc::channel(decode_jobs);
-    let (fetch_jobs, opts, selection) = (cfg.fetch_jobs.max(1), cfg.decode, cfg.selection.clone());
+    let fetch_jobs = match cfg.fetch_jobs {
+        0 => {
+            let sizes: u64 = plan_objects.iter().map(|o| o.size).sum();
+            let average = sizes / (plan_objects.len() as u64).max(1);
+            fetch_window(store.round_trip(), average, cores)
+        }
+        n => n,
+    };
+    tracing::debug!(fetch_jobs, round_trip = ?store.round_trip(), "fetching");
+    // `--read-memory`, in KiB: taken in key order before each fetch (so the
+    // object the reader waits for is never starved by later ones), given
+    // back once the object is decompressed.
+    let budget_kib = usize::try_from(cfg.read_memory / 1024)
+        .unwrap_or(usize::MAX)
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(budget_kib));
+    let (opts, selection) = (cfg.decode, cfg.selection.clone());
     let selection = std::sync::Arc::new(selection);
     tokio::spawn(async move {
         let fetched = futures::stream::iter(plan_objects)
-            .map(|o| {
+            .then(move |o| {
+                let budget = budget.clone();
+                let kib = usize::try_from(o.size.div_ceil(1024))
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, budget_kib);
+                async move {
+                    #[allow(clippy::cast_possible_truncation)]
+                    // kib <= budget_kib, a u32 by construction
+                    let held = budget.acquire_many_owned(kib as u32).await;
+                    (o, held)
+                }
+            })
+            .map(|(o, held)| {
                 let store = store.clone();
                 async move {
                     let bytes = store.get(&o.key).await;
-                    (o, bytes)
+                    (o, bytes, held)
                 }
             })
             .buffered(fetch_jobs);
-        let mut decoded = fetched
-            .map(|(o, bytes)| {
+        let decoded = fetched
+            .map(|(o, bytes, held)| {
                 let selection = selection.clone();
                 let (key, time) = (o.key.clone(), Some(o.name.written_at));
                 let (done, result) = oneshot::channel();
@@ -142,7 +172,9 @@ fn spawn_decoding(
                                 Ok(bytes) => {
                                     #[cfg(test)]
                                     tests::maybe_panic(&o.key);
-                                    decode::decode_object(o.key, time, bytes, &opts)
+                                    let obj = decode::decode_object(o.key, time, bytes, &opts);
+                                    drop(held);
+                                    obj
                                 }
                                 Err(e) => DecodedObject::failed(
                                     o.key,
@@ -168,6 +200,7 @@ fn spawn_decoding(
                 }
             })
             .buffered(decode_jobs);
+        let mut decoded = std::pin::pin!(decoded);
         while let Some(item) = decoded.next().await {
             if tx.send(item).await.is_err() {
                 break; // the consumer stopped (output closed)
@@ -175,6 +208,37 @@ fn spawn_decoding(
         }
     });
     rx
+}
+
+/// Below this, a round trip is a local disk's: as many fetches as from a
+/// local directory.
+const LOCAL_FETCH_JOBS: usize = 16;
+/// The most fetches in flight `auto` sets.
+const MAX_FETCH_JOBS: usize = 256;
+/// Compressed bytes one core decodes a second: a low figure (this machine's
+/// cores do 40 to 80 MB/s of gzip), so that the window errs on the wide side.
+const DECODE_BYTES_PER_SEC: f64 = 40e6;
+
+/// `--fetch-jobs auto`: enough fetches in flight that the decoders never
+/// wait on the network (Little's law: objects decoded a second, on every
+/// core, times the round trip each fetch spends before its first byte),
+/// plus two per core of slack; 16 at least (and from a local directory),
+/// 256 at most. `--read-memory` bounds the bytes they hold.
+#[must_use]
+pub fn fetch_window(
+    round_trip: Option<std::time::Duration>,
+    average_object: u64,
+    cores: usize,
+) -> usize {
+    let Some(rtt) = round_trip else {
+        return LOCAL_FETCH_JOBS;
+    };
+    #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
+    let decode_secs = (average_object.max(1) as f64 / DECODE_BYTES_PER_SEC).max(1e-5);
+    let per_core = (rtt.as_secs_f64() / decode_secs).ceil();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped just below
+    let needed = (per_core.min(1e6) as usize + 2).saturating_mul(cores.max(1));
+    needed.clamp(LOCAL_FETCH_JOBS, MAX_FETCH_JOBS)
 }
 
 /// An object whose decoding panicked: failed, with no events.
@@ -252,6 +316,23 @@ mod tests {
     use crate::model::{ArchiveLocation, Dedupe, Selection};
     use crate::sink::count::CountSink;
 
+    #[test]
+    fn the_fetch_window_hides_the_round_trip_within_its_bounds() {
+        use std::time::Duration;
+        let ms = |n| Some(Duration::from_millis(n));
+        // Locally, and wherever the round trip is short: 16, as before.
+        assert_eq!(fetch_window(None, 250_000, 2), 16);
+        assert_eq!(fetch_window(ms(2), 250_000, 2), 16);
+        // 50 ms before a 250 KB object's first byte, 6.25 ms to decode it
+        // on a core: 8 in flight a core, plus 2.
+        assert_eq!(fetch_window(ms(50), 250_000, 2), 20);
+        assert_eq!(fetch_window(ms(50), 250_000, 16), 160);
+        // Slower links and smaller objects want more, up to 256.
+        assert!(fetch_window(ms(200), 250_000, 4) > fetch_window(ms(50), 250_000, 4));
+        assert_eq!(fetch_window(ms(500), 1_000, 64), 256);
+        assert_eq!(fetch_window(ms(50), 0, 2), 256);
+    }
+
     /// Objects of this stream panic in decoding, in test builds only.
     const PANIC_STREAM: &str = "inject-a-panic";
 
@@ -290,6 +371,7 @@ mod tests {
             selection: Selection::default(),
             dedupe: Dedupe::Off,
             fetch_jobs: 2,
+            read_memory: crate::config::DEFAULT_READ_MEMORY,
             decode: decode::DecodeOptions::default(),
         };
         let store = Store::open(&location, None).await.unwrap();

@@ -158,7 +158,8 @@ async fn match_archive(
             ..Selection::default()
         },
         dedupe: Dedupe::Off,
-        fetch_jobs: args.read.fetch_jobs.max(1),
+        fetch_jobs: args.read.fetch_jobs,
+        read_memory: args.read.read_memory,
         decode: DecodeOptions {
             max_object_bytes: args.read.max_object_bytes,
         },

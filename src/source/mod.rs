@@ -74,13 +74,17 @@ pub enum Backend {
     S3(S3Store),
 }
 
-/// An archive: a backend, the key prefix Firehose writes under, and a count
-/// of list requests (what a wide or narrow range costs).
+/// An archive: a backend, the key prefix Firehose writes under, a count
+/// of list requests (what a wide or narrow range costs), and the quickest
+/// of them (the round trip to S3, which sets how many fetches to keep in
+/// flight).
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
     root: String,
     list_requests: Arc<AtomicU64>,
+    /// Nanoseconds; `u64::MAX` until an S3 listing has answered.
+    quickest_list: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -113,6 +117,7 @@ impl Store {
             backend,
             root,
             list_requests: Arc::default(),
+            quickest_list: Arc::new(AtomicU64::new(u64::MAX)),
         })
     }
 
@@ -131,6 +136,21 @@ impl Store {
         self.list_requests.load(Ordering::Relaxed)
     }
 
+    /// The round trip to S3, as the quickest listing measured it; `None`
+    /// for a local archive or before any listing.
+    #[must_use]
+    pub fn round_trip(&self) -> Option<std::time::Duration> {
+        match self.quickest_list.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
+    }
+
+    fn timed(&self, started: std::time::Instant) {
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.quickest_list.fetch_min(ns, Ordering::Relaxed);
+    }
+
     async fn list_dir(&self, prefix: String) -> Result<Listing, SourceError> {
         self.list_requests.fetch_add(1, Ordering::Relaxed);
         match &self.backend {
@@ -138,7 +158,12 @@ impl Store {
                 let l = l.clone();
                 blocking(move || l.list_dir(&prefix)).await
             }
-            Backend::S3(s) => s.list_dir(&prefix).await,
+            Backend::S3(s) => {
+                let started = std::time::Instant::now();
+                let listing = s.list_dir(&prefix).await;
+                self.timed(started);
+                listing
+            }
         }
     }
 
@@ -149,7 +174,12 @@ impl Store {
                 let l = l.clone();
                 blocking(move || l.list_all(&prefix)).await
             }
-            Backend::S3(s) => s.list_all(&prefix).await,
+            Backend::S3(s) => {
+                let started = std::time::Instant::now();
+                let listing = s.list_all(&prefix).await;
+                self.timed(started);
+                listing
+            }
         }
     }
 

@@ -37,6 +37,21 @@ async fn s3_reads_the_same_events_as_the_local_directory() {
         .starts_with("kinesis/2026/01/15/10/"));
     assert_eq!(without_object(lines), without_object(local_cat()));
 
+    // One object at a time under the tightest --read-memory, and a fixed
+    // --fetch-jobs: the same events, in the same order.
+    for flags in [["--read-memory", "1"], ["--fetch-jobs", "1"]] {
+        let out = moto.run(&[&["--archive", &archive, "cat"][..], &flags[..]].concat());
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
+        assert_eq!(
+            without_object(ndjson(&out)),
+            without_object(local_cat()),
+            "{flags:?}"
+        );
+    }
+    let out = moto.run(&["--archive", &archive, "cat", "--fetch-jobs", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("or auto"), "{}", stderr(&out));
+
     let out = moto.run(&[
         "--archive",
         &archive,
