@@ -343,7 +343,7 @@ pub struct ReadArgs {
     /// The most fetched, still compressed bytes held at once, waiting to be
     /// decoded (each object counts whole; one larger than this is read
     /// alone). Decoding holds a decompressed object per core besides.
-    #[arg(long, default_value_t = crate::config::DEFAULT_READ_MEMORY, value_name = "BYTES")]
+    #[arg(long, default_value_t = crate::source::DEFAULT_READ_MEMORY, value_name = "BYTES")]
     pub read_memory: u64,
     /// Largest decompressed object read; past it, the rest is reported.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]

@@ -82,10 +82,6 @@ pub fn parse_span(s: &str) -> Option<Duration> {
     span.filter(|d| *d >= Duration::zero())
 }
 
-/// `--read-memory`'s default: 256 MiB of fetched objects waiting to be
-/// decoded (a thousand of Firehose's usual quarter-megabyte objects).
-pub const DEFAULT_READ_MEMORY: u64 = 256 << 20;
-
 /// Everything the read path needs.
 #[derive(Debug, Clone)]
 pub struct ReadConfig {

@@ -371,7 +371,7 @@ mod tests {
             selection: Selection::default(),
             dedupe: Dedupe::Off,
             fetch_jobs: 2,
-            read_memory: crate::config::DEFAULT_READ_MEMORY,
+            read_memory: crate::source::DEFAULT_READ_MEMORY,
             decode: decode::DecodeOptions::default(),
         };
         let store = Store::open(&location, None).await.unwrap();

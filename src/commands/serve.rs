@@ -441,7 +441,7 @@ async fn archived_ids(
         },
         dedupe: Dedupe::Off,
         fetch_jobs: 4,
-        read_memory: crate::config::DEFAULT_READ_MEMORY,
+        read_memory: crate::source::DEFAULT_READ_MEMORY,
         decode: DecodeOptions::default(),
     };
     let store = Store::open(location, endpoint_url).await?;

@@ -74,6 +74,10 @@ pub enum Backend {
     S3(S3Store),
 }
 
+/// `--read-memory`'s default: 256 MiB of fetched objects waiting to be
+/// decoded (a thousand of Firehose's usual quarter-megabyte objects).
+pub const DEFAULT_READ_MEMORY: u64 = 256 << 20;
+
 /// An archive: a backend, the key prefix Firehose writes under, a count
 /// of list requests (what a wide or narrow range costs), and the quickest
 /// of them (the round trip to S3, which sets how many fetches to keep in

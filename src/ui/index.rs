@@ -244,7 +244,7 @@ async fn catch_up(indexer: Indexer, sources: &Sources) -> (Indexer, anyhow::Resu
         },
         dedupe: Dedupe::Off,
         fetch_jobs: 4,
-        read_memory: crate::config::DEFAULT_READ_MEMORY,
+        read_memory: crate::source::DEFAULT_READ_MEMORY,
         decode: DecodeOptions::default(),
     };
     let plan = async {
