@@ -129,7 +129,8 @@ fn spawn_decoding(
     // `--read-memory`, in KiB: taken in key order before each fetch (so the
     // object the reader waits for is never starved by later ones), given
     // back once the object is decompressed.
-    let budget_kib = usize::try_from(cfg.read_memory / 1024)
+    // (At most u32::MAX KiB, 4 TiB: what one acquire can take.)
+    let budget_kib = usize::try_from((cfg.read_memory / 1024).min(u64::from(u32::MAX)))
         .unwrap_or(usize::MAX)
         .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
     let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(budget_kib));
@@ -143,9 +144,9 @@ fn spawn_decoding(
                     .unwrap_or(usize::MAX)
                     .clamp(1, budget_kib);
                 async move {
-                    #[allow(clippy::cast_possible_truncation)]
-                    // kib <= budget_kib, a u32 by construction
-                    let held = budget.acquire_many_owned(kib as u32).await;
+                    let held = budget
+                        .acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
+                        .await;
                     (o, held)
                 }
             })
