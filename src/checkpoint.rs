@@ -182,10 +182,17 @@ impl CheckpointFile {
             path: self.path.clone(),
             source,
         };
-        let mut text = serde_json::to_vec_pretty(&self.state).map_err(|e| err(e.into()))?;
-        text.push(b'\n');
-        replace_file(&self.path, &text).map_err(err)
+        replace_json(&self.path, &self.state).map_err(err)
     }
+}
+
+/// Writes `value` as pretty JSON and a newline through [`replace_file`]:
+/// every state file ghreplay keeps (checkpoints, the audit's asks, the
+/// reconcile state).
+pub fn replace_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    replace_file(path, &text)
 }
 
 /// Replaces `path` with `bytes` atomically and durably: a temporary file

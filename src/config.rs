@@ -17,8 +17,20 @@ pub enum ConfigError {
     RetryFor(String),
     #[error("--rate {0}: expected a positive number of messages per second")]
     Rate(f64),
+    #[error("{flag} {rate}: expected a positive number of requests per second")]
+    RequestRate { flag: &'static str, rate: f64 },
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+/// A pace in requests per second (`audit --rate`, `serve
+/// --reconcile-rate`): positive and finite.
+pub fn request_rate(flag: &'static str, rate: f64) -> Result<f64, ConfigError> {
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err(ConfigError::RequestRate { flag, rate })
+    }
 }
 
 /// Parses a point in time: RFC 3339, `YYYY-MM-DD[THH[:MM[:SS]]]` in UTC, or

@@ -123,20 +123,17 @@ impl AuditState {
     /// Forgets what no audit can act on any more, and saves atomically.
     pub fn save(&mut self, now: DateTime<Utc>) -> Result<(), StateError> {
         self.stored.asked.retain(|_, a| now - a.at < KEEP_FOR);
-        let mut text = serde_json::to_vec_pretty(&self.stored).map_err(|e| StateError::Write {
-            path: self.path.clone(),
-            source: e.into(),
-        })?;
-        text.push(b'\n');
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StateError::Write {
                 path: self.path.clone(),
                 source,
             })?;
         }
-        crate::checkpoint::replace_file(&self.path, &text).map_err(|source| StateError::Write {
-            path: self.path.clone(),
-            source,
+        crate::checkpoint::replace_json(&self.path, &self.stored).map_err(|source| {
+            StateError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 }

@@ -34,12 +34,7 @@ pub async fn run(global: &GlobalArgs, args: &AuditArgs) -> anyhow::Result<Outcom
     }
     let settle = config::parse_span(&args.settle)
         .with_context(|| format!("--settle {:?}: expected a span (0s, 15m, 1h)", args.settle))?;
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        bail!(
-            "--rate {}: expected a positive number of requests per second",
-            args.rate
-        );
-    }
+    let rate = config::request_rate("--rate", args.rate)?;
     let client = client(&args.github, &hooks)?;
     let archive = ArchiveLocation::parse(global.archive())?;
     let endpoint_url = global.endpoint_url.clone().filter(|u| !u.is_empty());
@@ -69,7 +64,7 @@ pub async fn run(global: &GlobalArgs, args: &AuditArgs) -> anyhow::Result<Outcom
                 &mut state,
                 &Asking {
                     include_futile: args.include_futile,
-                    rate: args.rate,
+                    rate,
                 },
             )
             .await?,

@@ -101,7 +101,7 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let reconcile = prepare_reconcile(args, &dir, dedupe_window, state.metrics.clone())?
+    let reconcile = prepare_reconcile(args, &span, &dir, dedupe_window, state.metrics.clone())?
         .map(|r| tokio::spawn(r.run(state.clone())));
     eprintln!(
         "ghreplay serve: listening on http://{addr}{} (archive {location}, {} delivery ids known){}",
@@ -140,6 +140,7 @@ fn say_cut(cut: usize, grace: &str) {
 /// stop the start; the first pass's redeliveries find the port open).
 fn prepare_reconcile(
     args: &ServeArgs,
+    span: &impl Fn(&str, &str) -> anyhow::Result<std::time::Duration>,
     dir: &std::path::Path,
     dedupe_window: std::time::Duration,
     metrics: Arc<Metrics>,
@@ -147,25 +148,14 @@ fn prepare_reconcile(
     if args.reconcile.is_empty() {
         return Ok(None);
     }
-    let span = |flag: &str, v: &str| {
-        config::parse_span(v)
-            .with_context(|| format!("{flag} {v:?}: expected a span (30s, 5m, 1h)"))
-    };
-    let every = span("--reconcile-every", &args.reconcile_every)?
-        .to_std()
-        .unwrap_or_default()
-        .max(std::time::Duration::from_secs(1));
-    let settle = span("--reconcile-settle", &args.reconcile_settle)?;
+    let every =
+        span("--reconcile-every", &args.reconcile_every)?.max(std::time::Duration::from_secs(1));
+    let settle = chrono::Duration::from_std(span("--reconcile-settle", &args.reconcile_settle)?)?;
     let index_covers = chrono::Duration::from_std(dedupe_window)?;
     if index_covers < chrono::Duration::hours(2) {
         bail!("--reconcile needs a --dedupe-window of at least 2h: the window is what it can check against");
     }
-    if !(args.reconcile_rate.is_finite() && args.reconcile_rate > 0.0) {
-        bail!(
-            "--reconcile-rate {}: expected a positive number of requests per second",
-            args.reconcile_rate
-        );
-    }
+    let rate = config::request_rate("--reconcile-rate", args.reconcile_rate)?;
     let hooks = super::audit::hooks(&args.reconcile)?;
     let client = super::audit::client(&args.github, &hooks)?;
     let reconciler = Reconciler::new(
@@ -177,7 +167,7 @@ fn prepare_reconcile(
             state_dir: reconcile::state_dir(dir),
             asking: Asking {
                 include_futile: false,
-                rate: args.reconcile_rate,
+                rate,
             },
         },
         client,

@@ -117,13 +117,13 @@ impl DeliveryIndex {
         let _ = w.tx.send(Some(archived));
     }
 
-    /// Forgets durable ids older than `window` (GitHub redelivers for 3 days).
     /// Whether `id` is archived durably (as far back as the window).
     #[must_use]
     pub fn is_durable(&self, id: &str) -> bool {
         matches!(self.lock().get(&key(id)), Some((_, State::Durable)))
     }
 
+    /// Forgets durable ids older than `window` (GitHub redelivers for 3 days).
     pub fn prune(&self, window: Duration) {
         self.lock().retain(|_, (at, state)| match state {
             State::Pending(rx) => !abandoned(rx),

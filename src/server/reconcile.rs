@@ -235,9 +235,7 @@ impl Reconciler {
             source,
         };
         std::fs::create_dir_all(&self.cfg.state_dir).map_err(err)?;
-        let mut text = serde_json::to_vec_pretty(&self.carried).map_err(|e| err(e.into()))?;
-        text.push(b'\n');
-        crate::checkpoint::replace_file(&path, &text).map_err(err)
+        crate::checkpoint::replace_json(&path, &self.carried).map_err(err)
     }
 }
 
