@@ -179,15 +179,6 @@ pub fn set_range(conn: &Connection, range: &TimeRange) -> Result<(), DbError> {
     Ok(())
 }
 
-/// All keys already loaded, so that loading again adds nothing.
-pub fn loaded_keys(conn: &Connection) -> Result<Vec<String>, DbError> {
-    let mut stmt = conn.prepare(&format!("SELECT row_key FROM {TABLE}"))?;
-    let keys = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(keys)
-}
-
 /// A query's result: its schema (known even when no row came back) and rows.
 pub struct QueryResult {
     pub schema: SchemaRef,

@@ -2,22 +2,26 @@
 //! bulk through the appender, idempotently: a row whose key is already in
 //! the table is counted and skipped, so loading a range twice adds nothing.
 //!
-//! Rows are gathered into batches, appended in one transaction, and
-//! committed every gigabyte of payload and at the end. Within a transaction
-//! DuckDB writes each full row group straight to the file (see
-//! [`db::ROW_GROUP_SIZE`]), so memory stays bounded; a load stopped part way
-//! keeps what it committed, and running it again adds exactly the rest.
+//! Rows are gathered into batches, appended to a temporary staging table and
+//! moved with `INSERT OR IGNORE` (the primary key decides what is already
+//! there, so nothing of the table is read into memory: what the sink holds
+//! is flat in the size of the database, and DuckDB's share is bounded by
+//! `--memory-limit`), in one transaction committed every gigabyte of
+//! payload and at the end. Within a transaction DuckDB writes each full row
+//! group straight to the file (see [`crate::db::ROW_GROUP_SIZE`]); a load stopped
+//! part way keeps what it committed, and running it again adds exactly the
+//! rest.
 
 use std::collections::HashSet;
 
 use duckdb::types::{TimeUnit, Value};
 use duckdb::Connection;
 
+use super::row::RowView;
 use super::{Sink, SinkError};
 use crate::archive::CompactId;
-use crate::db::{self, DbError, TABLE};
+use crate::db::{DbError, TABLE};
 use crate::decode::{DecodedObject, Event};
-use crate::filter;
 
 /// Payload bytes gathered before a batch is appended.
 const BATCH_BYTES: usize = 32 << 20;
@@ -44,6 +48,7 @@ pub struct Row {
     event: String,
     action: Option<String>,
     repository: Option<String>,
+    owner: Option<String>,
     private: Option<bool>,
     public: bool,
     sender: Option<String>,
@@ -57,37 +62,36 @@ pub struct Row {
     raw_body: Option<Vec<u8>>,
 }
 
-impl Row {
-    /// The row of a kept event, loaded under `key` ([`row_key`]).
-    #[must_use]
-    pub fn new(obj: &DecodedObject, e: &Event, key: String, public: bool) -> Self {
-        let payload = obj.payload(e).to_owned();
-        // The body as received, only where the payload's bytes are not it:
-        // the signature is over these bytes.
-        let raw_body = e
-            .raw_body
-            .as_ref()
-            .map(|b| obj.bytes(b))
-            .filter(|b| *b != payload.as_bytes())
-            .map(<[u8]>::to_vec);
+impl From<RowView<'_>> for Row {
+    fn from(v: RowView<'_>) -> Self {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
         Row {
-            key,
-            delivery_id: e.delivery_id.clone(),
-            event: e.event.clone(),
-            action: e.action.clone(),
-            repository: e.repository.clone(),
-            private: e.private_flag(),
-            public,
-            sender: e.sender.clone(),
-            received_at: filter::event_time(e, obj.object_time).map(db::micros),
-            object_time: obj.object_time.map(db::micros),
-            object_key: obj.key.clone(),
-            record_index: e.index,
-            shape: e.shape.as_str(),
-            payload,
-            headers: e.headers.clone(),
-            raw_body,
+            key: v.key,
+            delivery_id: owned(v.delivery_id),
+            event: v.event.to_owned(),
+            action: owned(v.action),
+            repository: owned(v.repository),
+            owner: owned(v.owner),
+            private: v.private,
+            public: v.public,
+            sender: owned(v.sender),
+            received_at: v.received_at,
+            object_time: v.object_time,
+            object_key: v.object_key.to_owned(),
+            record_index: v.record_index,
+            shape: v.shape,
+            payload: v.payload.to_owned(),
+            headers: owned(v.headers),
+            raw_body: v.raw_body.map(<[u8]>::to_vec),
         }
+    }
+}
+
+impl Row {
+    /// The row of a kept event.
+    #[must_use]
+    pub fn new(obj: &DecodedObject, e: &Event, public: bool) -> Self {
+        RowView::new(obj, e, public).into()
     }
 
     #[must_use]
@@ -114,29 +118,22 @@ impl Row {
     }
 }
 
-/// Appends `rows` to `table` (`deliveries`, or a table of the same columns)
-/// through DuckDB's appender, in the connection's open transaction.
+/// Appends `rows` through `app`, an appender on `deliveries` or a table of
+/// the same columns, in the connection's open transaction.
 pub fn append(
-    conn: &Connection,
-    table: &str,
+    mut app: duckdb::Appender<'_>,
     rows: impl IntoIterator<Item = Row>,
 ) -> Result<u64, DbError> {
-    let mut app = conn.appender(table)?;
     let at = |t: Option<i64>| t.map(|t| Value::Timestamp(TimeUnit::Microsecond, t));
     let mut n = 0;
     for r in rows {
-        let owner = r
-            .repository
-            .as_deref()
-            .and_then(|full| full.split_once('/'))
-            .map(|(owner, _)| owner);
         app.append_row(duckdb::params![
             r.key,
             r.delivery_id,
             r.event,
             r.action,
             r.repository,
-            owner,
+            r.owner,
             r.private,
             r.public,
             r.sender,
@@ -155,19 +152,14 @@ pub fn append(
     Ok(n)
 }
 
-/// The key a record is loaded under: its delivery id, or where it is in the
-/// archive when it has none.
-#[must_use]
-pub fn row_key(obj: &DecodedObject, e: &Event) -> String {
-    match &e.delivery_id {
-        Some(id) => id.clone(),
-        None => format!("{}#{}", obj.key, e.index),
-    }
-}
+/// The staging table (temporary: in memory, spilled by DuckDB past its limit).
+const STAGING: &str = "ghreplay_load_staging";
 
 pub struct DatabaseSink {
     conn: Connection,
-    loaded: HashSet<CompactId>,
+    /// Keys met in this run: a repeat within the range is counted without
+    /// a round trip (bounded by the range loaded, not the database).
+    seen: HashSet<CompactId>,
     batch: Vec<Row>,
     batch_bytes: usize,
     batch_rows: usize,
@@ -179,17 +171,14 @@ pub struct DatabaseSink {
 }
 
 impl DatabaseSink {
-    /// Loads into `conn`, whose schema is applied; reads the keys already
-    /// there (about 50 bytes each in memory).
+    /// Loads into `conn`, whose schema is applied.
     pub fn new(conn: Connection) -> Result<Self, DbError> {
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        let loaded = db::loaded_keys(&conn)?
-            .iter()
-            .map(|k| CompactId::new(k))
-            .collect();
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM {TABLE} LIMIT 0; BEGIN TRANSACTION"
+        ))?;
         Ok(Self {
             conn,
-            loaded,
+            seen: HashSet::new(),
             batch: Vec::with_capacity(BATCH_ROWS),
             batch_bytes: 0,
             batch_rows: BATCH_ROWS,
@@ -214,13 +203,25 @@ impl DatabaseSink {
         self.conn
     }
 
-    /// Appends the gathered rows to the open transaction.
+    /// Adds the gathered rows to the open transaction, those whose key is
+    /// not in the table yet.
     fn write_batch(&mut self) -> Result<(), DbError> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let rows = append(&self.conn, TABLE, self.batch.drain(..))?;
-        self.pending_rows += rows;
+        let staged = append(
+            self.conn
+                .appender_to_catalog_and_db(STAGING, "temp", "main")?,
+            self.batch.drain(..),
+        )?;
+        let added = self.conn.execute(
+            &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{STAGING}"),
+            [],
+        )? as u64;
+        self.conn
+            .execute_batch(&format!("DELETE FROM temp.main.{STAGING}"))?;
+        self.counts.already_loaded += staged - added;
+        self.pending_rows += added;
         self.pending_bytes += self.batch_bytes;
         self.batch_bytes = 0;
         Ok(())
@@ -242,12 +243,12 @@ impl DatabaseSink {
 
 impl Sink for DatabaseSink {
     fn accept(&mut self, obj: &DecodedObject, e: &Event, public: bool) -> Result<(), SinkError> {
-        let key = row_key(obj, e);
-        if !self.loaded.insert(CompactId::new(&key)) {
+        let view = RowView::new(obj, e, public);
+        if !self.seen.insert(CompactId::new(&view.key)) {
             self.counts.already_loaded += 1;
             return Ok(());
         }
-        let row = Row::new(obj, e, key, public);
+        let row = Row::from(view);
         self.batch_bytes += row.bytes();
         self.batch.push(row);
         if self.batch_bytes >= BATCH_BYTES.min(self.commit_bytes)
@@ -333,5 +334,31 @@ mod tests {
             }
         );
         assert_eq!(rows(&again.conn), 7);
+    }
+
+    /// A batch that mixes rows already in the table with new ones adds the
+    /// new ones only, and says how many were there, with no key read first.
+    #[test]
+    fn a_batch_half_loaded_before_adds_the_rest() {
+        let obj = object(7);
+        let conn = Database::Memory.open_for_load(None).unwrap();
+        let mut first = DatabaseSink::new(conn).unwrap();
+        for e in &obj.events[..3] {
+            first.accept(&obj, e, true).unwrap();
+        }
+        first.finish().unwrap();
+        let mut all = DatabaseSink::new(first.into_connection()).unwrap();
+        for e in obj.events.iter().chain(&obj.events[..2]) {
+            all.accept(&obj, e, true).unwrap();
+        }
+        all.finish().unwrap();
+        assert_eq!(
+            all.counts,
+            LoadCounts {
+                added: 4,
+                already_loaded: 5
+            }
+        );
+        assert_eq!(rows(&all.conn), 7);
     }
 }

@@ -1,10 +1,13 @@
 //! Destinations for kept events: `cat`'s NDJSON, the dry run's counts, the
-//! DuckDB loader. Network targets are in `deliver`, whose engine is a sink too.
+//! DuckDB loader (`row.rs` is the row it shares with `export`'s Parquet).
+//! Network targets are in `deliver`, whose engine is a sink too; `export`'s
+//! partitioned Parquet is in `export`.
 
 pub mod count;
 #[cfg(feature = "duckdb")]
 pub mod database;
 pub mod ndjson;
+pub mod row;
 
 use crate::decode::{DecodedObject, Event};
 
@@ -18,6 +21,10 @@ pub enum SinkError {
     #[cfg(feature = "duckdb")]
     #[error("loading into DuckDB")]
     Database(#[source] crate::db::DbError),
+    /// `export`'s error, boxed: `export` uses this module, so naming its
+    /// type here would be a cycle.
+    #[error("exporting")]
+    Export(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Delivery stopped part way; the checkpoint resumes it.
     #[error("{message}{}", checkpoint.as_ref().map_or_else(|| "; no --checkpoint was given, so a rerun starts over".to_owned(), |c| format!("; progress is saved: run again with --resume --checkpoint {c}")))]
     Stopped {

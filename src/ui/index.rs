@@ -129,7 +129,7 @@ impl Indexer {
         {
             return;
         }
-        let row = Row::new(obj, e, database::row_key(obj, e), public);
+        let row = Row::new(obj, e, public);
         self.bytes += row.bytes();
         self.rows.push(row);
         self.last = Some(pos);
@@ -157,7 +157,7 @@ impl Indexer {
         let newest = self.rows.iter().filter_map(Row::received_at).max();
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let result = (|| {
-            database::append(&self.conn, "ui_staging", self.rows.drain(..))?;
+            database::append(self.conn.appender("ui_staging")?, self.rows.drain(..))?;
             let added = self.conn.execute(
                 &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM ui_staging"),
                 [],
