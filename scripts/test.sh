@@ -12,16 +12,18 @@ venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
 # moto: a real S3/SNS wire-protocol server for the integration tests.
 # schemathesis: fuzzes the receiver against its OpenAPI document.
 # duckdb-cli: DuckDB's own shell, which must read what `ghreplay load` writes.
-# sqlfluff: parses every statement `ghreplay snowflake` prints in Snowflake's dialect.
-if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/duckdb" ] || [ ! -x "$venv/bin/sqlfluff" ]; then
-  echo "test.sh: installing moto[server], schemathesis, duckdb-cli and sqlfluff into $venv" >&2
+# sqlfluff: parses every statement `ghreplay snowflake` and `export --ddl` print, in each dialect.
+# pyspark: a real Spark (local mode, on the JRE below) reads what `ghreplay export` writes.
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/duckdb" ] || [ ! -x "$venv/bin/sqlfluff" ] || [ ! -x "$venv/bin/pyspark" ]; then
+  echo "test.sh: installing moto[server], schemathesis, duckdb-cli, sqlfluff and pyspark into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5' 'duckdb-cli>=1.5,<2' 'sqlfluff>=4,<5'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'schemathesis>=4,<5' 'duckdb-cli>=1.5,<2' 'sqlfluff>=4,<5' 'pyspark>=3.5,<3.6'
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 export SCHEMATHESIS="$venv/bin/schemathesis"
 export DUCKDB_CLI="$venv/bin/duckdb"
 export SQLFLUFF="$venv/bin/sqlfluff"
+export SPARK_PYTHON="$venv/bin/python"
 
 # @octokit/webhooks' middleware: a webhook receiver nobody on this team
 # wrote, for `republish --to https://`; openssl makes its test certificate.
@@ -31,8 +33,9 @@ if [ ! -d tests/octokit/node_modules/@octokit/webhooks ]; then
 fi
 # stunnel terminates TLS in front of RabbitMQ for the amqps:// test;
 # Debian's Chromium (headless) is the browser of the dashboard's tests; curl
-# is their HTTPS client.
+# is their HTTPS client; Spark runs on a JRE (17 is what pyspark 3.5 supports best).
 need=()
+command -v java >/dev/null || need+=(default-jre-headless)
 command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel >/dev/null || need+=(stunnel4)
 command -v curl >/dev/null || need+=(curl)

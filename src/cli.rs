@@ -96,6 +96,17 @@ pub enum Command {
     /// live, beside the receiver.
     #[cfg(feature = "duckdb")]
     Ui(UiArgs),
+    /// Write the archive as Parquet partitioned by hour (dt=YYYY-MM-DD/hour=HH/),
+    /// to a directory or S3, for Spark, Athena, Trino, Snowflake or DuckDB
+    /// to read in place; --ddl prints the table definition for one of them.
+    ///
+    /// Each partition is one object hour of the archive (a range rounds out
+    /// to whole hours) and exactly one file, deliveries.parquet, written
+    /// whole or not at all. Running it again rebuilds only the hours whose
+    /// objects changed or appeared (`_ghreplay/manifest/` says what each
+    /// partition was built from). Every event is written, with the privacy
+    /// filter's verdict in the column `public`, unless --public-only.
+    Export(ExportArgs),
     /// Print the Snowflake SQL for these archives (it does not connect):
     /// SnowAlert's stage, landing table and pipe, or a range's backfill.
     #[command(subcommand)]
@@ -645,6 +656,38 @@ pub struct UiArgs {
     pub secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub access: UiAccessArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Duplicates: a delivery id is written once per partition. A redelivery \
+archived in a later hour is in both hours' partitions: count distinct delivery_id (or \
+row_key) across partitions.\n\n\
+Exit status: 0 exported (or already up to date); 1 nothing in the range; 2 error; 3 exported, \
+but input was skipped (corrupt objects: their hours are built again by the next run)."
+)]
+pub struct ExportArgs {
+    /// Where to write: a directory (made if missing) or s3://bucket/prefix.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub to: String,
+    /// Print the table definition of the export at --to for this engine,
+    /// and exit without exporting.
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub ddl: Option<crate::export::ddl::Engine>,
+    /// The table --ddl defines (name or schema.name).
+    #[arg(long, default_value = "github_deliveries", value_name = "NAME")]
+    pub table: String,
+    /// Build every hour of the range again, whatever the manifests say.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Export only shard I of N (I from 0: `--shard "$JOB_COMPLETION_INDEX/4"`
+    /// in a Kubernetes indexed job, `$AWS_BATCH_JOB_ARRAY_INDEX` in an AWS
+    /// Batch array job): the hours whose number since the epoch is I modulo
+    /// N. N workers with the same --to write disjoint partitions.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 #[cfg(feature = "duckdb")]

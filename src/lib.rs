@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod decode;
 pub mod deliver;
+pub mod export;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;

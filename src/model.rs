@@ -212,6 +212,24 @@ impl TimeRange {
         }
     }
 
+    /// The range rounded out to whole hours: the object hours `export`
+    /// builds partitions of.
+    #[must_use]
+    pub fn whole_hours(&self) -> TimeRange {
+        let floor = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+        TimeRange {
+            since: self.since.map(floor),
+            until: self.until.map(|t| {
+                let h = floor(t);
+                if h == t {
+                    h
+                } else {
+                    h + Duration::hours(1)
+                }
+            }),
+        }
+    }
+
     /// The objects to read: those named within one buffering interval of
     /// the range, which are all that can hold its records.
     #[must_use]

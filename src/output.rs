@@ -314,6 +314,31 @@ pub fn loaded(db: &str, c: LoadCounts) {
     );
 }
 
+/// `export`'s account of the partitions.
+pub fn exported(location: &str, c: &crate::export::ExportCounts) {
+    let mut text = format!(
+        "ghreplay export: {} written to {location} ({}), {} with no row, {} already up to date\n",
+        plural(c.written, "partition", "partitions"),
+        plural(c.rows, "row", "rows"),
+        c.empty,
+        c.up_to_date,
+    );
+    if c.duplicates > 0 {
+        let _ = writeln!(
+            text,
+            "  {} of a delivery id in the same hour not written",
+            plural(c.duplicates, "repeat", "repeats")
+        );
+    }
+    for p in &c.unfinished {
+        let _ = writeln!(
+            text,
+            "  {p}: an object could not be read; written without it, and built again next run"
+        );
+    }
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// `query --list`: each canned query and what it answers.
 #[cfg(feature = "duckdb")]
 pub fn canned_list(out: &mut impl Write, canned: &[Canned]) -> io::Result<()> {

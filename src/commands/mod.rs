@@ -3,6 +3,7 @@
 mod audit;
 mod cat;
 mod dashboard;
+mod export;
 mod list;
 #[cfg(feature = "duckdb")]
 mod load;
@@ -104,14 +105,36 @@ async fn read_into<S: Sink + 'static>(
     cfg: &ReadConfig,
     sink: S,
 ) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
+    let (store, plan) = list(global, cfg, &cfg.selection.time).await?;
+    read_plan(global, cfg, store, plan, sink).await
+}
+
+/// Lists the archive's objects for `range`, and keeps the configured
+/// shard's hours, with a spinner while listing.
+async fn list(
+    global: &GlobalArgs,
+    cfg: &ReadConfig,
+    range: &crate::model::TimeRange,
+) -> anyhow::Result<(Store, source::Plan)> {
     let store = Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await?;
     let spinner = Progress::spinner("listing", global.quiet);
-    let plan = source::plan(&store, &cfg.selection.time).await;
+    let plan = source::plan(&store, range).await;
     spinner.finish();
     let mut plan = plan.with_context(|| format!("listing {}", cfg.archive))?;
     if let Some(shard) = cfg.selection.shard {
         plan.objects.retain(|o| shard.owns(o.hour));
     }
+    Ok((store, plan))
+}
+
+/// Reads a listed plan into `sink`, with a progress bar (on a terminal).
+async fn read_plan<S: Sink + 'static>(
+    global: &GlobalArgs,
+    cfg: &ReadConfig,
+    store: Store,
+    plan: source::Plan,
+    sink: S,
+) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
     let total = plan.objects.iter().map(|o| o.size).sum();
     let progress = Progress::bytes(total, global.quiet);
     let f = pipeline::run(store, plan, cfg, sink, progress).await?;
@@ -128,6 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Query(args) => query::run(&cli.global, &args).await,
         Command::Republish(args) => republish::run(&cli.global, &args).await,
         Command::Serve(args) => serve::run(&cli.global, &args).await,
+        Command::Export(args) => export::run(&cli.global, &args).await,
         Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,
         Command::Audit(args) => audit::run(&cli.global, &args).await,
         #[cfg(feature = "duckdb")]

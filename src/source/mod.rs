@@ -46,8 +46,9 @@ impl SourceError {
     }
 }
 
-/// One listed object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One listed object (also what `export`'s manifests record a partition
+/// was built from).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,

@@ -151,6 +151,139 @@ impl S3Store {
         Ok(())
     }
 
+    /// Reads one object whole, or `None` when there is no such key.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let exists = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match exists {
+            Err(SdkError::ServiceError(s)) if s.err().is_not_found() => Ok(None),
+            Err(e) => Err(self.error(format!("reading s3://{}/{key}", self.bucket), &e)),
+            Ok(_) => self.get(key).await.map(Some),
+        }
+    }
+
+    /// Uploads a local file as one object that appears whole or not at
+    /// all: one PUT up to `part_size`, else a multipart upload of
+    /// `part_size` parts, completed at once (aborted on failure, so no
+    /// parts are left to pay for).
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        part_size: u64,
+    ) -> Result<(), SourceError> {
+        use aws_sdk_s3::primitives::{ByteStream, Length};
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+        let what = || format!("writing s3://{}/{key}", self.bucket);
+        let local = |e: &dyn std::fmt::Display| SourceError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| local(&e))?
+            .len();
+        let part = |offset: u64, len: u64| async move {
+            ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| local(&e))
+        };
+        if size <= part_size {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(part(0, size).await?)
+                .send()
+                .await
+                .map_err(|e| self.error(what(), &e))?;
+            return Ok(());
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(what(), &e))?;
+        let id = upload.upload_id().unwrap_or_default().to_owned();
+        let parts = async {
+            let mut parts = Vec::new();
+            let (mut offset, mut number) = (0, 1);
+            while offset < size {
+                let len = part_size.min(size - offset);
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .body(part(offset, len).await?)
+                    .send()
+                    .await
+                    .map_err(|e| self.error(what(), &e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                offset += len;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.error(what(), &e))?;
+            Ok(())
+        }
+        .await;
+        if parts.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        parts
+    }
+
+    /// Removes one object (absent already is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), SourceError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(format!("deleting s3://{}/{key}", self.bucket), &e))?;
+        Ok(())
+    }
+
     #[must_use]
     pub fn bucket(&self) -> &str {
         &self.bucket

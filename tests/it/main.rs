@@ -8,6 +8,7 @@ mod architecture;
 mod audit;
 mod cat;
 mod conformance;
+mod export;
 mod fuzz_corpus;
 mod infer_fixtures;
 mod list;

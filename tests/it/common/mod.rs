@@ -1169,3 +1169,36 @@ pub fn signal(child: &std::process::Child, signal: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{signal} {}", child.id());
 }
+
+/// `sqlfluff parse --dialect DIALECT` over `sql`: every statement is
+/// parsed as what it is (none left unparsable), as many as the SQL has.
+pub fn assert_parses(dialect: &str, what: &str, sql: &str) {
+    let exe = std::env::var("SQLFLUFF")
+        .expect("SQLFLUFF names sqlfluff (scripts/test.sh installs it in its venv)");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("statements.sql");
+    std::fs::write(&file, sql).unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["parse", "--dialect", dialect])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !tree.contains("unparsable"),
+        "{what}: sqlfluff ({dialect}) could not parse it all:\n{tree}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed = tree
+        .lines()
+        .filter(|l| l.ends_with("|    statement:"))
+        .count();
+    let written = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--") && l.trim_end().ends_with(';'))
+        .count();
+    assert_eq!(
+        parsed, written,
+        "{what}: statements parsed vs written\n{tree}"
+    );
+}
