@@ -28,7 +28,7 @@ uncompressed=$(uncompressed_bytes "$data")
 compressed=$(du -sb "$data" | cut -f1)
 work=$(mktemp -d "${BENCH_WORK:-/tmp}/ghreplay-export.XXXXXX"); trap 'rm -rf "$work"' EXIT
 
-hour_of='regexp_extract(filename, ''(\d{4})/(\d{2})/(\d{2})/(\d{2})/'', [''y'', ''m'', ''d'', ''h''])'
+hour_of="regexp_extract(filename, '(\d{4})/(\d{2})/(\d{2})/(\d{2})/', ['y', 'm', 'd', 'h'])"
 copy="COPY (
   SELECT request_id AS delivery_id, event,
     body->>'\$.action' AS action,
