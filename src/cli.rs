@@ -660,7 +660,8 @@ pub struct UiArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Duplicates: a delivery id is written once per partition. A redelivery \
+    after_help = "Duplicates: a delivery id is written once per partition (--dedupe-window \
+does not apply; --keep-duplicates writes every copy). A redelivery \
 archived in a later hour is in both hours' partitions: count distinct delivery_id (or \
 row_key) across partitions.\n\n\
 Exit status: 0 exported (or already up to date); 1 nothing in the range; 2 error; 3 exported, \

@@ -19,16 +19,17 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<Outco
     let table = ddl::table_name(&args.table)?;
     let mut cfg = config::events_config(global, &args.events)?;
     cfg.selection.shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let dest = Dest::open(&args.to, cfg.endpoint_url.as_deref()).await?;
     if let Some(engine) = args.ddl {
-        print!("{}", ddl::ddl(engine, &dest.location(), table));
+        print!("{}", ddl::ddl(engine, &Dest::location_of(&args.to)?, table));
         return Ok(Outcome::Done);
     }
 
     // Partitions are object hours: the range rounds out to whole hours, and
-    // every event of those hours' objects is read (no time filter).
+    // every event of those hours' objects is read (no time filter). The
+    // archive is listed before anything is made at --to.
     let hours_range = cfg.selection.time.whole_hours();
     let (store, mut plan) = super::list(global, &cfg, &hours_range).await?;
+    let dest = Dest::open(&args.to, cfg.endpoint_url.as_deref()).await?;
     plan.objects.retain(|o| hours_range.contains(o.hour));
     let settings = Settings::of(&cfg.selection, args.events.select.keep_duplicates);
     let mut hours = export::hours(&plan.objects);

@@ -77,6 +77,17 @@ impl Dest {
         }
     }
 
+    /// Where `--to` is, as engines name it, without making or connecting
+    /// to anything (for `--ddl`): `s3://bucket/prefix/`, or an absolute path.
+    pub fn location_of(to: &str) -> Result<String, ExportError> {
+        match ArchiveLocation::parse(to).map_err(|_| ExportError::Destination(to.to_owned()))? {
+            ArchiveLocation::S3 { bucket, prefix } => Ok(format!("s3://{bucket}/{prefix}")),
+            ArchiveLocation::Local { .. } => std::path::absolute(to)
+                .map(|p| p.display().to_string())
+                .map_err(ExportError::io(to)),
+        }
+    }
+
     /// Multipart uploads in parts of `bytes` (S3's least is 5 MiB): for
     /// tests of the multipart path without a 64 MiB partition.
     #[must_use]

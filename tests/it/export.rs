@@ -583,3 +583,31 @@ fn every_engines_table_definition_parses_in_its_dialect() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--table"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_missing_archive_is_an_error_and_makes_nothing_at_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("lake");
+    let nope = dir.path().join("no-such-archive");
+    let out = common::run(&[
+        "--archive",
+        nope.to_str().unwrap(),
+        "export",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no archive at"), "{}", stderr(&out));
+    assert!(
+        !to.exists(),
+        "--to was made for an export that could not start"
+    );
+
+    // --ddl only prints: it makes nothing either, and names the place whole.
+    let out = common::run(&["export", "--to", to.to_str().unwrap(), "--ddl", "duckdb"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(&format!("'{}/dt=*/hour=*/*.parquet'", to.display())));
+    assert!(!to.exists());
+}
