@@ -697,7 +697,7 @@ pub struct LoadArgs {
     /// The DuckDB database file; made, with its schema, if missing.
     #[arg(long, default_value = crate::db::DEFAULT_FILE, value_name = "FILE")]
     pub db: std::path::PathBuf,
-    /// Commit every this many bytes of payload loaded (default 1 GiB): a
+    /// Commit every this many bytes of payload loaded (default 32 MiB): a
     /// load killed part way keeps what it committed, and a rerun adds
     /// exactly the rest.
     #[arg(long, default_value_t = crate::sink::database::COMMIT_BYTES, value_name = "BYTES")]

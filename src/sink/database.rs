@@ -6,8 +6,9 @@
 //! moved with `INSERT OR IGNORE` (the primary key decides what is already
 //! there, so nothing of the table is read into memory: what the sink holds
 //! is flat in the size of the database, and DuckDB's share is bounded by
-//! `--memory-limit`), in one transaction committed every gigabyte of
-//! payload and at the end. Within a transaction DuckDB writes each full row
+//! `--memory-limit`), committed every 32 MiB of payload and at the end
+//! (DuckDB holds a transaction's staged rows until it commits: committing
+//! per GiB held a GiB). Within a transaction DuckDB writes each full row
 //! group straight to the file (see [`crate::db::ROW_GROUP_SIZE`]); a load stopped
 //! part way keeps what it committed, and running it again adds exactly the
 //! rest.
@@ -30,7 +31,7 @@ const BATCH_ROWS: usize = 16 * 1024;
 /// Payload bytes appended before they are committed (a commit is cheap: the
 /// data is mostly written already; it bounds what a killed load loses).
 /// `load --commit-every` sets it.
-pub const COMMIT_BYTES: usize = 1 << 30;
+pub const COMMIT_BYTES: usize = BATCH_BYTES;
 
 /// What a load did with the events it was given.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -189,7 +190,7 @@ impl DatabaseSink {
         })
     }
 
-    /// Commits every `bytes` of payload instead of every GiB: what a load
+    /// Commits every `bytes` of payload instead of every 32 MiB: what a load
     /// killed part way can lose, against a commit's cost.
     #[must_use]
     pub fn commit_every(mut self, bytes: usize) -> Self {
