@@ -202,13 +202,10 @@ impl TimeRange {
     /// its newest record, of hour H-1).
     #[must_use]
     pub fn listing(&self) -> TimeRange {
-        let hour = |t: DateTime<Utc>| t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+        let hours = self.whole_hours();
         TimeRange {
-            since: self.since.map(|t| hour(t) - Duration::hours(1)),
-            until: self.until.map(|t| {
-                let h = hour(t);
-                (if h == t { h } else { h + Duration::hours(1) }) + Duration::hours(1)
-            }),
+            since: hours.since.map(|t| t - Duration::hours(1)),
+            until: hours.until.map(|t| t + Duration::hours(1)),
         }
     }
 

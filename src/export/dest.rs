@@ -113,8 +113,9 @@ impl Dest {
         format!("{}/{DATA_FILE}", partition(hour))
     }
 
-    fn manifest_key(hour: DateTime<Utc>) -> String {
-        format!("{STATE_DIR}/manifest/{}.json", partition(hour))
+    /// The manifest of the partition named `partition` (`dt=…/hour=…`).
+    fn manifest_key(partition: &str) -> String {
+        format!("{STATE_DIR}/manifest/{partition}.json")
     }
 
     /// A new file to write `hour`'s partition into, where no engine looks.
@@ -142,8 +143,8 @@ impl Dest {
     /// replacing the one there; returns its key below the root.
     pub async fn publish(&self, hour: DateTime<Utc>, temp: Temp) -> Result<String, ExportError> {
         let key = Self::data_key(hour);
-        match (self, temp) {
-            (Dest::Local { root }, temp) => {
+        match self {
+            Dest::Local { root } => {
                 let target = root.join(&key);
                 let dir = target.parent().unwrap_or(root);
                 let made = !dir.exists();
@@ -158,14 +159,11 @@ impl Dest {
                     sync_dir(root)?;
                 }
             }
-            (
-                Dest::S3 {
-                    store,
-                    prefix,
-                    part_bytes,
-                },
-                temp,
-            ) => {
+            Dest::S3 {
+                store,
+                prefix,
+                part_bytes,
+            } => {
                 store
                     .put_file(&format!("{prefix}{key}"), temp.path(), *part_bytes)
                     .await?;
@@ -191,7 +189,7 @@ impl Dest {
 
     /// `hour`'s manifest, if one was written.
     pub async fn manifest(&self, hour: DateTime<Utc>) -> Result<Option<Manifest>, ExportError> {
-        let key = Self::manifest_key(hour);
+        let key = Self::manifest_key(&partition(hour));
         let bytes = match self {
             Dest::Local { root } => match std::fs::read(root.join(&key)) {
                 Ok(b) => Some(b),
@@ -214,7 +212,7 @@ impl Dest {
 
     /// Records what a partition was built from (after its data is in place).
     pub async fn write_manifest(&self, m: &Manifest) -> Result<(), ExportError> {
-        let key = format!("{STATE_DIR}/manifest/{}.json", m.partition);
+        let key = Self::manifest_key(&m.partition);
         match self {
             Dest::Local { root } => {
                 let path = root.join(&key);

@@ -29,6 +29,9 @@ pub enum SourceError {
     Unreachable { endpoint: String, message: String },
     #[error("{what}: {message}")]
     S3 { what: String, message: String },
+    /// The key is not there (S3's `NoSuchKey`).
+    #[error("{what}: {message}")]
+    NoSuchKey { what: String, message: String },
     /// May pass: a transfer that broke off part way, a garbled answer,
     /// throttling that outlasted the SDK's own retries. Retried with the
     /// project's [`crate::retry::RetryPolicy`], then reported.

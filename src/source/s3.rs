@@ -76,6 +76,12 @@ impl S3Store {
                         message: format!("{code}: {}", s.err().message().unwrap_or("")),
                     }
                 }
+                Some(code @ "NoSuchKey") => {
+                    return SourceError::NoSuchKey {
+                        what,
+                        message: format!("{code}: {}", s.err().message().unwrap_or("")),
+                    }
+                }
                 Some(code) => format!("{code}: {}", s.err().message().unwrap_or("")),
                 None => DisplayErrorContext(e).to_string(),
             },
@@ -153,17 +159,9 @@ impl S3Store {
 
     /// Reads one object whole, or `None` when there is no such key.
     pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let exists = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        match exists {
-            Err(SdkError::ServiceError(s)) if s.err().is_not_found() => Ok(None),
-            Err(e) => Err(self.error(format!("reading s3://{}/{key}", self.bucket), &e)),
-            Ok(_) => self.get(key).await.map(Some),
+        match self.get(key).await {
+            Err(SourceError::NoSuchKey { .. }) => Ok(None),
+            read => read.map(Some),
         }
     }
 
