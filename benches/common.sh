@@ -3,7 +3,8 @@
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ghreplay/target}"
 venv="${GHREPLAY_VENV:-$HOME/.cache/ghreplay/venv}"
-bin="$CARGO_TARGET_DIR/release/ghreplay"
+# GHREPLAY_BIN: another build to measure (an older commit's, side by side).
+bin="${GHREPLAY_BIN:-$CARGO_TARGET_DIR/release/ghreplay}"
 # The benchmarks that do not run `load` or `query` build without DuckDB
 # (`--no-default-features`): minutes instead of most of an hour from cold.
 lean="--no-default-features"

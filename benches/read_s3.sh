@@ -6,6 +6,9 @@
 #   latency:   through benches/latency_proxy.rs, which holds each request
 #              LATENCY_MS (default 50) before passing it to moto
 # and, for scale, from the local directory. Medians of RUNS (default 3).
+# Each pair is read twice: the whole archive (one recursive listing), and
+# the same 24 hours named by --since/--until (the date tree walked level by
+# level, the case listing ahead of reading is for).
 #   bash benches/read_s3.sh [EVENTS] [LATENCY_MS] [FETCH_JOBS...]
 # Each FETCH_JOBS value (default: ghreplay's default) is one pair of rows.
 set -euo pipefail
@@ -53,10 +56,14 @@ echo
 echo "| run | fetch jobs | wall (median of ${RUNS:-3}) | peak RSS | vs moto, no latency |"
 echo "|---|---|---|---|---|"
 echo "| local directory (for scale) | | ${lt} s | $((lm / 1024)) MB | |"
+range="--since 2026-01-01T00 --until 2026-01-02T00" # the archive's 24 hours
 for jobs in "${jobs_list[@]}"; do
   flag=""; [ "$jobs" = default ] || flag="--fetch-jobs $jobs"
-  read -r mt mm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://127.0.0.1:$port' cat --public-only -q $flag")"
-  read -r pt pm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://$proxy' cat --public-only -q $flag")"
-  echo "| moto (baseline) | $jobs | ${mt} s | $((mm / 1024)) MB | 1.00 |"
-  echo "| moto + ${latency} ms per request | $jobs | ${pt} s | $((pm / 1024)) MB | $(ratio "$pt" "$mt") |"
+  for read in whole range; do
+    sel=""; [ "$read" = range ] && sel="$range"
+    read -r mt mm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://127.0.0.1:$port' cat --public-only -q $flag $sel")"
+    read -r pt pm <<< "$(RUNS=${RUNS:-3} measure_median "'$bin' --archive s3://bench --endpoint-url 'http://$proxy' cat --public-only -q $flag $sel")"
+    echo "| moto (baseline), $read | $jobs | ${mt} s | $((mm / 1024)) MB | 1.00 |"
+    echo "| moto + ${latency} ms per request, $read | $jobs | ${pt} s | $((pm / 1024)) MB | $(ratio "$pt" "$mt") |"
+  done
 done

@@ -356,6 +356,11 @@ pub struct ReadArgs {
     /// alone). Decoding holds a decompressed object per core besides.
     #[arg(long, default_value_t = crate::source::DEFAULT_READ_MEMORY, value_name = "BYTES")]
     pub read_memory: u64,
+    /// From S3, an object larger than this is fetched in ranged parts of
+    /// this size, up to 8 at once (Firehose writes objects of up to 128
+    /// MiB; a large one should not wait on one connection).
+    #[arg(long, default_value_t = crate::source::DEFAULT_PART_SIZE, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fetch_part_size: u64,
     /// Largest decompressed object read; past it, the rest is reported.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub max_object_bytes: u64,

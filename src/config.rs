@@ -107,6 +107,8 @@ pub struct ReadConfig {
     pub fetch_jobs: usize,
     /// The most compressed bytes fetched and not yet decoded.
     pub read_memory: u64,
+    /// Objects larger than this are fetched from S3 in ranged parts.
+    pub part_size: u64,
     pub decode: DecodeOptions,
 }
 
@@ -154,6 +156,7 @@ pub fn read_config(
         },
         fetch_jobs: read.fetch_jobs,
         read_memory: read.read_memory,
+        part_size: read.fetch_part_size,
         decode: DecodeOptions {
             max_object_bytes: read.max_object_bytes,
         },

@@ -30,7 +30,8 @@ pub fn stdout() -> impl Write + Send {
 pub struct Progress(ProgressBar);
 
 impl Progress {
-    /// Progress over `total` bytes of objects.
+    /// Progress over `total` bytes of objects (a total that may grow, as
+    /// listing streams ahead of reading).
     #[must_use]
     pub fn bytes(total: u64, quiet: bool) -> Self {
         if quiet {
@@ -70,6 +71,10 @@ impl Progress {
 }
 
 impl crate::pipeline::Progress for Progress {
+    fn listed(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+
     fn advance(&self, bytes: u64, kept: u64) {
         self.0.inc(bytes);
         self.0.set_message(format!("{kept} events kept"));

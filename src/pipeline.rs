@@ -19,7 +19,7 @@ use crate::config::ReadConfig;
 use crate::decode::{self, DecodeError, DecodedObject};
 use crate::filter::{self, Filter, FilterCounts, Verdict};
 use crate::sink::{Sink, SinkError};
-use crate::source::{Plan, Skipped, Store};
+use crate::source::{ArchiveObject, Listed, Skipped, SourceError, Store};
 
 /// What went wrong with one object.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -87,12 +87,16 @@ impl Summary {
 /// What the read path reports as it goes: a progress bar on a terminal
 /// (`output::Progress`), or nothing (`()`).
 pub trait Progress: Send + 'static {
+    /// The bytes of the objects listed so far (it grows while listing
+    /// streams ahead of reading).
+    fn listed(&self, bytes: u64);
     /// Another object read: its size, and the events kept so far.
     fn advance(&self, bytes: u64, kept: u64);
     fn finish(&self);
 }
 
 impl Progress for () {
+    fn listed(&self, _: u64) {}
     fn advance(&self, _: u64, _: u64) {}
     fn finish(&self) {}
 }
@@ -107,25 +111,37 @@ pub struct Finished<S> {
 
 type Classified = (DecodedObject, Vec<Verdict>);
 
-/// Fetches, decodes and classifies the plan's objects, and yields them in
-/// key order into a bounded channel.
+/// What flows down the read path, in key order: an object at each stage,
+/// the keys listing passed over, or the listing's failure (the last item).
+enum Step<T> {
+    Object(T),
+    Skipped(Vec<Skipped>),
+    ListingFailed(SourceError),
+}
+
+impl<T> Step<T> {
+    /// The same step, for a stage where it is not an object.
+    fn pass<U>(self) -> Step<U> {
+        match self {
+            Step::Object(_) => unreachable!("objects are mapped, not passed"),
+            Step::Skipped(s) => Step::Skipped(s),
+            Step::ListingFailed(e) => Step::ListingFailed(e),
+        }
+    }
+}
+
+/// Fetches, decodes and classifies the listed objects as the listing
+/// streams them, and yields them in key order into a bounded channel;
+/// adds the listed objects' bytes to `listed_bytes` as listing finds them.
 fn spawn_decoding(
     store: Store,
-    plan_objects: Vec<crate::source::ArchiveObject>,
+    mut listed: Listed,
     cfg: &ReadConfig,
-) -> mpsc::Receiver<Classified> {
+    listed_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> mpsc::Receiver<Step<Classified>> {
     let cores = rayon::current_num_threads();
     let decode_jobs = cores + 1;
     let (tx, rx) = mpsc::channel(decode_jobs);
-    let fetch_jobs = match cfg.fetch_jobs {
-        0 => {
-            let sizes: u64 = plan_objects.iter().map(|o| o.size).sum();
-            let average = sizes / (plan_objects.len() as u64).max(1);
-            fetch_window(store.round_trip(), average, cores)
-        }
-        n => n,
-    };
-    tracing::debug!(fetch_jobs, round_trip = ?store.round_trip(), "fetching");
     // `--read-memory`, in KiB: taken in key order before each fetch (so the
     // object the reader waits for is never starved by later ones), given
     // back once the object is decompressed.
@@ -134,82 +150,151 @@ fn spawn_decoding(
         .unwrap_or(usize::MAX)
         .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
     let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(budget_kib));
-    let (opts, selection) = (cfg.decode, cfg.selection.clone());
+    let (opts, selection, fixed_jobs, part_size) = (
+        cfg.decode,
+        cfg.selection.clone(),
+        cfg.fetch_jobs,
+        cfg.part_size,
+    );
     let selection = std::sync::Arc::new(selection);
     tokio::spawn(async move {
-        let fetched = futures::stream::iter(plan_objects)
-            .then(move |o| {
+        let (first, fetch_jobs) = first_pieces(&mut listed, &store, fixed_jobs, cores).await;
+        let steps = futures::stream::iter(first)
+            .chain(listed)
+            .flat_map(move |piece| {
+                let steps: Vec<Step<ArchiveObject>> = match piece {
+                    Ok(p) => {
+                        let bytes = p.objects.iter().map(|o| o.size).sum();
+                        listed_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                        std::iter::once(Step::Skipped(p.skipped))
+                            .chain(p.objects.into_iter().map(Step::Object))
+                            .collect()
+                    }
+                    Err(e) => vec![Step::ListingFailed(e)],
+                };
+                futures::stream::iter(steps)
+            });
+        let fetched = steps
+            .then(move |step| {
                 let budget = budget.clone();
-                let kib = usize::try_from(o.size.div_ceil(1024))
-                    .unwrap_or(usize::MAX)
-                    .clamp(1, budget_kib);
                 async move {
-                    let held = budget
+                    let Step::Object(o) = step else {
+                        return step.pass();
+                    };
+                    let kib = usize::try_from(o.size.div_ceil(1024))
+                        .unwrap_or(usize::MAX)
+                        .clamp(1, budget_kib);
+                    let permit = budget
                         .acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
                         .await;
-                    (o, held)
+                    Step::Object((o, permit))
                 }
             })
-            .map(|(o, held)| {
+            .map(|step| {
                 let store = store.clone();
                 async move {
-                    let bytes = store.get(&o.key).await;
-                    (o, bytes, held)
+                    let Step::Object((o, permit)) = step else {
+                        return step.pass();
+                    };
+                    let bytes = store.fetch(&o.key, o.size, part_size).await;
+                    Step::Object((o, bytes, permit))
                 }
             })
             .buffered(fetch_jobs);
         let decoded = fetched
-            .map(|(o, bytes, held)| {
-                let selection = selection.clone();
-                let (key, time) = (o.key.clone(), Some(o.name.written_at));
-                let (done, result) = oneshot::channel();
-                rayon::spawn(move || {
-                    // A panic here (a decoder bug on hostile bytes) fails
-                    // this object, reported with its key; it must neither
-                    // abort the process nor end the output early.
-                    let decoded =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                            let obj = match bytes {
-                                Ok(bytes) => {
-                                    #[cfg(test)]
-                                    tests::maybe_panic(&o.key);
-                                    let obj = decode::decode_object(o.key, time, bytes, &opts);
-                                    drop(held);
-                                    obj
-                                }
-                                Err(e) => DecodedObject::failed(
-                                    o.key,
-                                    time,
-                                    DecodeError::Fetch(e.to_string()),
-                                ),
-                            };
-                            let verdicts = filter::classify(&obj, &selection);
-                            (obj, verdicts)
-                        }));
-                    let _ = done.send(decoded.map_err(|p| panic_message(&*p)));
-                });
-                async move {
-                    match result.await {
-                        Ok(Ok(item)) => item,
-                        Ok(Err(message)) => failed(key, time, message),
-                        Err(_) => failed(
-                            key,
-                            time,
-                            "the decode worker ended without an answer".into(),
-                        ),
-                    }
-                }
-            })
+            .map(move |step| decode(step, &selection, opts))
             .buffered(decode_jobs);
         let mut decoded = std::pin::pin!(decoded);
         while let Some(item) = decoded.next().await {
-            if tx.send(item).await.is_err() {
-                break; // the consumer stopped (output closed)
+            let last = matches!(item, Step::ListingFailed(_));
+            if tx.send(item).await.is_err() || last {
+                break; // the consumer stopped (output closed), or listing did
             }
         }
     });
     rx
 }
+
+/// Takes pieces of the listing up to the first with objects, which sets
+/// `auto`'s window (by then a listing has measured the round trip);
+/// returns them and the number of fetches to keep in flight.
+async fn first_pieces(
+    listed: &mut Listed,
+    store: &Store,
+    fixed_jobs: usize,
+    cores: usize,
+) -> (Vec<Result<crate::source::Plan, SourceError>>, usize) {
+    let mut first = Vec::new();
+    while let Some(piece) = listed.next().await {
+        let found = piece.as_ref().map_or(true, |p| !p.objects.is_empty());
+        first.push(piece);
+        if found {
+            break;
+        }
+    }
+    let jobs = match fixed_jobs {
+        0 => {
+            let objects = first.iter().flatten().flat_map(|p| &p.objects);
+            let (n, sizes) = objects.fold((0u64, 0u64), |(n, b), o| (n + 1, b + o.size));
+            fetch_window(store.round_trip(), sizes / n.max(1), cores)
+        }
+        n => n,
+    };
+    tracing::debug!(fetch_jobs = jobs, round_trip = ?store.round_trip(), "fetching");
+    (first, jobs)
+}
+
+/// Decodes and classifies one fetched object on the rayon pool; other
+/// steps pass through.
+fn decode(
+    step: Step<(ArchiveObject, Result<Vec<u8>, SourceError>, Permit)>,
+    selection: &std::sync::Arc<crate::model::Selection>,
+    opts: decode::DecodeOptions,
+) -> futures::future::Either<
+    std::future::Ready<Step<Classified>>,
+    impl std::future::Future<Output = Step<Classified>>,
+> {
+    let Step::Object((o, bytes, permit)) = step else {
+        return futures::future::Either::Left(std::future::ready(step.pass()));
+    };
+    let selection = selection.clone();
+    let (key, time) = (o.key.clone(), Some(o.name.written_at));
+    let (done, result) = oneshot::channel();
+    rayon::spawn(move || {
+        // A panic here (a decoder bug on hostile bytes) fails this object,
+        // reported with its key; it must neither abort the process nor end
+        // the output early.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let obj = match bytes {
+                Ok(bytes) => {
+                    #[cfg(test)]
+                    tests::maybe_panic(&o.key);
+                    let obj = decode::decode_object(o.key, time, bytes, &opts);
+                    drop(permit);
+                    obj
+                }
+                Err(e) => DecodedObject::failed(o.key, time, DecodeError::Fetch(e.to_string())),
+            };
+            let verdicts = filter::classify(&obj, &selection);
+            (obj, verdicts)
+        }));
+        let _ = done.send(decoded.map_err(|p| panic_message(&*p)));
+    });
+    futures::future::Either::Right(async move {
+        Step::Object(match result.await {
+            Ok(Ok(item)) => item,
+            Ok(Err(message)) => failed(key, time, message),
+            Err(_) => failed(
+                key,
+                time,
+                "the decode worker ended without an answer".into(),
+            ),
+        })
+    })
+}
+
+/// `--read-memory` held by one fetched object until it is decompressed.
+type Permit = Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>;
 
 /// Below this, a round trip is a local disk's: as many fetches as from a
 /// local directory.
@@ -259,24 +344,36 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".to_owned())
 }
 
-/// Runs the read path into `sink`. A sink error stops the run; what was read
+/// Runs the read path into `sink`, reading objects as `listed` streams
+/// them. A sink error stops the run, and so does a listing that fails part
+/// way (`SinkError::Source`, after the sink has settled what it took, as
+/// when idle: a checkpoint stays incomplete, to be resumed); what was read
 /// up to then is still summarised.
 pub async fn run<S: Sink + 'static>(
     store: Store,
-    plan: Plan,
+    listed: Listed,
     cfg: &ReadConfig,
     mut sink: S,
     progress: impl Progress,
 ) -> Result<Finished<S>, tokio::task::JoinError> {
-    let mut summary = Summary {
-        skipped_keys: plan.skipped,
-        ..Summary::default()
-    };
-    let mut rx = spawn_decoding(store, plan.objects, cfg);
+    let mut summary = Summary::default();
+    let listed_bytes = std::sync::Arc::default();
+    let mut rx = spawn_decoding(store, listed, cfg, std::sync::Arc::clone(&listed_bytes));
     let mut filter = Filter::new(cfg.selection.public_only, cfg.dedupe);
     tokio::task::spawn_blocking(move || {
         let mut result = Ok(());
-        'objects: while let Some((obj, verdicts)) = rx.blocking_recv() {
+        'objects: while let Some(step) = rx.blocking_recv() {
+            let (obj, verdicts) = match step {
+                Step::Object(item) => item,
+                Step::Skipped(mut s) => {
+                    summary.skipped_keys.append(&mut s);
+                    continue;
+                }
+                Step::ListingFailed(e) => {
+                    result = sink.flush().and(Err(SinkError::Source(e)));
+                    break 'objects;
+                }
+            };
             summary.add_object(&obj);
             for (e, v) in obj.events.iter().zip(verdicts) {
                 let time = filter::event_time(e, obj.object_time);
@@ -291,12 +388,14 @@ pub async fn run<S: Sink + 'static>(
                 result = Err(err);
                 break 'objects;
             }
+            progress.listed(listed_bytes.load(std::sync::atomic::Ordering::Relaxed));
             progress.advance(obj.compressed_bytes, filter.counts.kept);
         }
         progress.finish();
         drop(rx); // stops the decoding task if the sink stopped early
         let mut result = result.and_then(|()| sink.finish());
         summary.events = filter.counts;
+        summary.skipped_keys.sort_by(|a, b| a.key.cmp(&b.key));
         if matches!(result, Err(SinkError::Closed)) {
             summary.output_closed = true;
             result = Ok(());
@@ -373,6 +472,7 @@ mod tests {
             dedupe: Dedupe::Off,
             fetch_jobs: 2,
             read_memory: crate::source::DEFAULT_READ_MEMORY,
+            part_size: crate::source::DEFAULT_PART_SIZE,
             decode: decode::DecodeOptions::default(),
         };
         let store = Store::open(&location, None).await.unwrap();
@@ -381,7 +481,7 @@ mod tests {
             .unwrap();
         assert_eq!(plan.objects.len(), 3);
 
-        let f = run(store, plan, &cfg, CountSink::default(), ())
+        let f = run(store, plan.into_listed(), &cfg, CountSink::default(), ())
             .await
             .unwrap();
 

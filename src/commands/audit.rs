@@ -155,6 +155,7 @@ async fn match_archive(
         dedupe: Dedupe::Off,
         fetch_jobs: args.read.fetch_jobs,
         read_memory: args.read.read_memory,
+        part_size: args.read.fetch_part_size,
         decode: DecodeOptions {
             max_object_bytes: args.read.max_object_bytes,
         },

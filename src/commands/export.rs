@@ -56,7 +56,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<Outco
     cfg.dedupe = Dedupe::Off; // per partition, in the sink
     let location = dest.location();
     let sink = ExportSink::new(Arc::new(dest), settings, hours);
-    let (summary, mut sink, result) = super::read_plan(global, &cfg, store, plan, sink).await?;
+    let (summary, mut sink, result) =
+        super::read_listed(global, &cfg, store, plan.into_listed(), sink).await?;
     sink.counts.up_to_date = up_to_date;
     if !global.quiet {
         if summary.objects > 0 {

@@ -16,6 +16,7 @@ mod snowflake;
 mod ui;
 
 use anyhow::Context as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::ReadConfig;
@@ -98,46 +99,81 @@ async fn interrupted() {
 /// The exit status for errors (bad flags, unreachable archive, I/O).
 pub const EXIT_ERROR: u8 = 2;
 
-/// Lists the configured range and reads it into `sink`, with a spinner
-/// while listing and a progress bar while reading (on a terminal).
+/// Lists the configured range and reads it into `sink` as the listing
+/// streams it, with a spinner until the listing first answers and a
+/// progress bar while reading (on a terminal).
 async fn read_into<S: Sink + 'static>(
     global: &GlobalArgs,
     cfg: &ReadConfig,
     sink: S,
 ) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
-    let (store, plan) = list(global, cfg, &cfg.selection.time).await?;
-    read_plan(global, cfg, store, plan, sink).await
+    let (store, listed) = start_listing(global, cfg, &cfg.selection.time).await?;
+    read_listed(global, cfg, store, listed, sink).await
 }
 
-/// Lists the archive's objects for `range`, and keeps the configured
-/// shard's hours, with a spinner while listing.
+/// Opens the archive and starts listing `range`, keeping the configured
+/// shard's hours. Returns once the listing has first answered, so that an
+/// archive that cannot be listed at all (no bucket, no network) is an
+/// error before anything is read; a listing that fails later stops the
+/// read there.
+async fn start_listing(
+    global: &GlobalArgs,
+    cfg: &ReadConfig,
+    range: &crate::model::TimeRange,
+) -> anyhow::Result<(Store, source::Listed)> {
+    let store = Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await?;
+    let spinner = Progress::spinner("listing", global.quiet);
+    let mut listed = source::list(&store, range);
+    let first = listed.next().await;
+    spinner.finish();
+    let first = first
+        .transpose()
+        .with_context(|| format!("listing {}", cfg.archive))?;
+    let shard = cfg.selection.shard;
+    let listed = futures::stream::iter(first.map(Ok))
+        .chain(listed)
+        .map_ok(move |mut piece| {
+            if let Some(shard) = shard {
+                piece.objects.retain(|o| shard.owns(o.hour));
+            }
+            piece
+        })
+        .boxed();
+    Ok((store, listed))
+}
+
+/// Lists `range` whole (the configured shard's hours), for a command that
+/// plans from the whole listing before reading (`export`).
 async fn list(
     global: &GlobalArgs,
     cfg: &ReadConfig,
     range: &crate::model::TimeRange,
 ) -> anyhow::Result<(Store, source::Plan)> {
-    let store = Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await?;
-    let spinner = Progress::spinner("listing", global.quiet);
-    let plan = source::plan(&store, range).await;
-    spinner.finish();
-    let mut plan = plan.with_context(|| format!("listing {}", cfg.archive))?;
-    if let Some(shard) = cfg.selection.shard {
-        plan.objects.retain(|o| shard.owns(o.hour));
+    let (store, mut listed) = start_listing(global, cfg, range).await?;
+    let mut plan = source::Plan::default();
+    while let Some(mut piece) = listed
+        .try_next()
+        .await
+        .with_context(|| format!("listing {}", cfg.archive))?
+    {
+        plan.objects.append(&mut piece.objects);
+        plan.skipped.append(&mut piece.skipped);
     }
+    plan.skipped.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((store, plan))
 }
 
-/// Reads a listed plan into `sink`, with a progress bar (on a terminal).
-async fn read_plan<S: Sink + 'static>(
+/// Reads what `listed` streams into `sink`, with a progress bar (on a
+/// terminal) whose total grows as the listing does.
+async fn read_listed<S: Sink + 'static>(
     global: &GlobalArgs,
     cfg: &ReadConfig,
     store: Store,
-    plan: source::Plan,
+    listed: source::Listed,
     sink: S,
 ) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
-    let total = plan.objects.iter().map(|o| o.size).sum();
-    let progress = Progress::bytes(total, global.quiet);
-    let f = pipeline::run(store, plan, cfg, sink, progress).await?;
+    let progress = Progress::bytes(0, global.quiet);
+    let f = pipeline::run(store, listed, cfg, sink, progress).await?;
     Ok((f.summary, f.sink, f.result))
 }
 

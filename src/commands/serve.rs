@@ -430,13 +430,17 @@ async fn archived_ids(
             ..Selection::default()
         },
         dedupe: Dedupe::Off,
-        fetch_jobs: 4,
+        fetch_jobs: 0,
         read_memory: crate::source::DEFAULT_READ_MEMORY,
+        part_size: crate::source::DEFAULT_PART_SIZE,
         decode: DecodeOptions::default(),
     };
     let store = Store::open(location, endpoint_url).await?;
-    let plan = source::plan(&store, &cfg.selection.time).await?;
-    let finished = pipeline::run(store, plan, &cfg, Ids::default(), ()).await?;
+    let listed = source::list(&store, &cfg.selection.time);
+    let finished = pipeline::run(store, listed, &cfg, Ids::default(), ()).await?;
+    finished
+        .result
+        .with_context(|| format!("rebuilding the delivery index from {location}"))?;
     let s = &finished.summary;
     if s.corrupt_objects + s.corrupt_records > 0 {
         // A torn last record after a crash is expected; it was never acknowledged.

@@ -5,6 +5,18 @@
 //! level by the time range, so a narrow range never lists the whole bucket;
 //! a subtree wholly inside the range is listed in one recursive pass
 //! (1 request per 1,000 objects on S3), so a wide range costs few requests.
+//!
+//! The listing is a stream ([`list`]): pieces of the plan in key order, as
+//! the requests answer, so the read path fetches the first objects while
+//! the rest is still being listed. Subtrees are listed concurrently ahead of
+//! the reader (each into a small bounded queue), pages of one recursive
+//! listing as they come. On S3, where each level of the date tree costs a
+//! round trip, the children of a node the range cuts through are listed as
+//! soon as the calendar names them, alongside the delimiter listing of the
+//! node, which stays the authority on what exists (and what to report as
+//! skipped): a narrow range reaches its first hour in one round trip (two
+//! when it is open at one end: the root's years are not the calendar's to
+//! name), not five.
 
 mod local;
 mod s3;
@@ -12,14 +24,15 @@ mod s3;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Months, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Months, NaiveDate, TimeZone, Utc};
+use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::archive::{parse_object_name, ObjectName};
 use crate::model::ArchiveLocation;
 use crate::model::TimeRange;
 pub use local::{LocalStore, STATE_DIR};
-pub use s3::S3Store;
+pub use s3::{S3Store, DEFAULT_PART_SIZE};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
@@ -93,6 +106,8 @@ pub struct Store {
     list_requests: Arc<AtomicU64>,
     /// Nanoseconds; `u64::MAX` until an S3 listing has answered.
     quickest_list: Arc<AtomicU64>,
+    /// List requests in flight, across the whole walk.
+    list_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Store {
@@ -126,6 +141,7 @@ impl Store {
             root,
             list_requests: Arc::default(),
             quickest_list: Arc::new(AtomicU64::new(u64::MAX)),
+            list_permits: Arc::new(tokio::sync::Semaphore::new(LIST_CONCURRENCY)),
         })
     }
 
@@ -161,6 +177,7 @@ impl Store {
 
     async fn list_dir(&self, prefix: String) -> Result<Listing, SourceError> {
         self.list_requests.fetch_add(1, Ordering::Relaxed);
+        let _permit = self.list_permits.acquire().await;
         match &self.backend {
             Backend::Local(l) => {
                 let l = l.clone();
@@ -175,18 +192,42 @@ impl Store {
         }
     }
 
-    async fn list_all(&self, prefix: String) -> Result<Vec<ObjectMeta>, SourceError> {
+    /// Every object under `prefix`, in key order, a page at a time (one
+    /// page locally), each page requested when the last one is taken.
+    fn list_pages(
+        &self,
+        prefix: String,
+    ) -> BoxStream<'static, Result<Vec<ObjectMeta>, SourceError>> {
         self.list_requests.fetch_add(1, Ordering::Relaxed);
+        let store = self.clone();
         match &self.backend {
             Backend::Local(l) => {
                 let l = l.clone();
-                blocking(move || l.list_all(&prefix)).await
+                futures::stream::once(async move {
+                    let _permit = store.list_permits.acquire().await;
+                    blocking(move || l.list_all(&prefix)).await
+                })
+                .boxed()
             }
             Backend::S3(s) => {
-                let started = std::time::Instant::now();
-                let listing = s.list_all(&prefix).await;
-                self.timed(started);
-                listing
+                let s = s.clone();
+                // `None`: done; `Some(None)`: the first page; else the token.
+                futures::stream::try_unfold(Some(None), move |token: Option<Option<String>>| {
+                    let (store, s, prefix) = (store.clone(), s.clone(), prefix.clone());
+                    async move {
+                        let Some(token) = token else {
+                            return Ok(None);
+                        };
+                        let permit = store.list_permits.acquire().await;
+                        let started = std::time::Instant::now();
+                        let page = s.page(&prefix, None, token).await;
+                        store.timed(started);
+                        drop(permit);
+                        let page = page?;
+                        Ok(Some((page.listing.objects, page.next.map(Some))))
+                    }
+                })
+                .boxed()
             }
         }
     }
@@ -199,6 +240,20 @@ impl Store {
                 blocking(move || l.get(&key)).await
             }
             Backend::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// A listed object's bytes: from S3, above `part_size` in ranged parts
+    /// fetched at once.
+    pub async fn fetch(
+        &self,
+        key: &str,
+        size: u64,
+        part_size: u64,
+    ) -> Result<Vec<u8>, SourceError> {
+        match &self.backend {
+            Backend::S3(s) => s.get_sized(key, size, part_size).await,
+            Backend::Local(_) => self.get(key).await,
         }
     }
 }
@@ -231,13 +286,31 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What a time range covers in the archive.
+/// What a time range covers in the archive, or a piece of it as the
+/// listing streams it.
 #[derive(Debug, Default)]
 pub struct Plan {
     /// In key order.
     pub objects: Vec<ArchiveObject>,
     pub skipped: Vec<Skipped>,
 }
+
+impl Plan {
+    /// A listed plan as a stream of one piece (what `export` reads after
+    /// planning its hours from the whole listing).
+    #[must_use]
+    pub fn into_listed(self) -> Listed {
+        futures::stream::once(async { Ok(self) }).boxed()
+    }
+
+    fn skip(&mut self, key: String, reason: String) {
+        self.skipped.push(Skipped { key, reason });
+    }
+}
+
+/// The listing as it answers: pieces of the plan, their objects in key
+/// order across pieces; it ends at the first error.
+pub type Listed = BoxStream<'static, Result<Plan, SourceError>>;
 
 /// A node of the `YYYY/MM/DD/HH/` tree: its key prefix and date parts.
 #[derive(Debug, Clone)]
@@ -281,154 +354,237 @@ fn date_part(level: usize, s: &str) -> Option<u32> {
     ok.then_some(v)
 }
 
-/// How many list requests run at once.
-const LIST_CONCURRENCY: usize = 16;
+/// How many list requests run at once, over the whole walk.
+const LIST_CONCURRENCY: usize = 32;
+/// Subtrees of a node listed ahead of the one being read.
+const SUBTREES_AHEAD: usize = 16;
+/// Pieces one subtree lists before the reader takes them (each up to a
+/// page, 1,000 objects).
+const PIECES_AHEAD: usize = 4;
 
-/// Lists the objects whose records may fall in `range`, in key order.
+/// Lists the objects whose records may fall in `range`, whole, in key order.
 pub async fn plan(store: &Store, range: &TimeRange) -> Result<Plan, SourceError> {
-    let mut walk = Walk {
-        store,
+    let mut listed = list(store, range);
+    let mut plan = Plan::default();
+    while let Some(mut piece) = listed.try_next().await? {
+        plan.objects.append(&mut piece.objects);
+        plan.skipped.append(&mut piece.skipped);
+    }
+    debug_assert!(
+        plan.objects.windows(2).all(|w| w[0].key < w[1].key),
+        "the listing streams objects in key order"
+    );
+    plan.skipped.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(plan)
+}
+
+/// Lists the objects whose records may fall in `range`, as a stream of
+/// pieces in key order (see the module's doc).
+#[must_use]
+pub fn list(store: &Store, range: &TimeRange) -> Listed {
+    let walk = Arc::new(Walk {
+        store: store.clone(),
         listing: range.listing(),
-        plan: Plan::default(),
-        found: Vec::new(),
-    };
-    let mut frontier = vec![Node {
+        window: range.objects(),
+        speculate: store.s3().is_some(),
+    });
+    let root = Node {
         prefix: store.root.clone(),
         parts: vec![],
-    }];
-    for level in 0..=LEVELS.len() {
-        // Hours are always listed whole: `listing` is in whole hours.
-        let (covered, partial): (Vec<Node>, Vec<Node>) =
-            frontier.into_iter().partition(|n| match n.interval() {
-                _ if level == LEVELS.len() => true,
-                Some((from, to)) => walk.listing.covers(from, to),
-                None => walk.listing.since.is_none() && walk.listing.until.is_none(),
-            });
-        walk.list_whole(level, covered).await?;
-        if level == LEVELS.len() {
-            break;
-        }
-        frontier = walk.descend(level, partial).await?;
-    }
-    Ok(walk.finish(&range.objects()))
+    };
+    ahead(walk.node(root, 0))
 }
 
-/// The state of one listing walk.
-struct Walk<'a> {
-    store: &'a Store,
-    listing: TimeRange,
-    plan: Plan,
-    /// Objects under a full date path, with its parts.
-    found: Vec<(ObjectMeta, Vec<u32>)>,
-}
-
-impl Walk<'_> {
-    /// Nodes wholly inside the range: one recursive listing each.
-    async fn list_whole(&mut self, level: usize, nodes: Vec<Node>) -> Result<(), SourceError> {
-        let store = self.store;
-        let listed: Vec<_> = futures::stream::iter(nodes)
-            .map(|n| async move {
-                let objects = store.list_all(n.prefix.clone()).await?;
-                Ok::<_, SourceError>((n, objects))
-            })
-            .buffered(LIST_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut bad_prefixes = std::collections::BTreeSet::new();
-        for (node, objects) in listed {
-            for o in objects {
-                match parse_path(level, &o.key[node.prefix.len()..]) {
-                    Ok(mut parts) => {
-                        let mut all = node.parts.clone();
-                        all.append(&mut parts);
-                        self.found.push((o, all));
-                    }
-                    // A stray directory is named once, as a delimiter listing would.
-                    Err(Some((depth, end))) => {
-                        let prefix = o.key[..node.prefix.len() + end].to_owned();
-                        if bad_prefixes.insert(prefix.clone()) {
-                            self.skip(prefix, bad_prefix_reason(depth));
-                        }
-                    }
-                    Err(None) => self.skip(o.key, NOT_UNDER_HOUR.into()),
-                }
+/// Drives `listed` in a task of its own, up to [`PIECES_AHEAD`] pieces
+/// ahead of the reader; it stops when the reader drops the stream.
+fn ahead(mut listed: Listed) -> Listed {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+    tokio::spawn(async move {
+        while let Some(piece) = listed.next().await {
+            let failed = piece.is_err();
+            if tx.send(piece).await.is_err() || failed {
+                break;
             }
         }
-        Ok(())
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// What one listing walk knows.
+struct Walk {
+    store: Store,
+    /// The range in whole hours, an hour wider each side: which prefixes
+    /// to list.
+    listing: TimeRange,
+    /// Which objects to keep, by the time in their name.
+    window: TimeRange,
+    /// List the calendar's children of a cut node before the node's own
+    /// listing answers (S3, where every level costs a round trip).
+    speculate: bool,
+}
+
+impl Walk {
+    /// The objects under `node`, a node at `level`, in key order.
+    fn node(self: &Arc<Self>, node: Node, level: usize) -> Listed {
+        let covered = level == LEVELS.len()
+            || match node.interval() {
+                Some((from, to)) => self.listing.covers(from, to),
+                None => self.listing.since.is_none() && self.listing.until.is_none(),
+            };
+        if covered {
+            self.whole(node, level)
+        } else {
+            self.descend(node, level)
+        }
     }
 
-    /// Nodes partly inside the range: list one level with the delimiter and
-    /// keep the children that overlap the range.
-    async fn descend(&mut self, level: usize, nodes: Vec<Node>) -> Result<Vec<Node>, SourceError> {
-        let store = self.store;
-        let listed: Vec<_> = futures::stream::iter(nodes)
-            .map(|n| async move {
-                let l = store.list_dir(n.prefix.clone()).await?;
-                Ok::<_, SourceError>((n, l))
+    /// A node wholly inside the range: one recursive listing, a piece per
+    /// page.
+    fn whole(self: &Arc<Self>, node: Node, level: usize) -> Listed {
+        let walk = self.clone();
+        // A stray directory is named once, as a delimiter listing would.
+        let mut bad_prefixes = std::collections::BTreeSet::new();
+        self.store
+            .list_pages(node.prefix.clone())
+            .map_ok(move |page| {
+                let mut piece = Plan::default();
+                for o in page {
+                    match parse_path(level, &o.key[node.prefix.len()..]) {
+                        Ok(mut parts) => {
+                            let mut all = node.parts.clone();
+                            all.append(&mut parts);
+                            walk.keep(&mut piece, o, all);
+                        }
+                        Err(Some((depth, end))) => {
+                            let prefix = o.key[..node.prefix.len() + end].to_owned();
+                            if bad_prefixes.insert(prefix.clone()) {
+                                piece.skip(prefix, bad_prefix_reason(depth));
+                            }
+                        }
+                        Err(None) => piece.skip(o.key, NOT_UNDER_HOUR.into()),
+                    }
+                }
+                piece
             })
-            .buffered(LIST_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut children = Vec::new();
-        for (node, l) in listed {
+            .boxed()
+    }
+
+    /// A node the range cuts through: list one level with the delimiter,
+    /// then the children that overlap the range, in order, several ahead.
+    fn descend(self: &Arc<Self>, node: Node, level: usize) -> Listed {
+        let walk = self.clone();
+        futures::stream::once(async move {
+            let mut early: std::collections::BTreeMap<String, Listed> = if walk.speculate {
+                calendar(&node, level, &walk.listing)
+                    .into_iter()
+                    .map(|c| (c.prefix.clone(), ahead(walk.node(c, level + 1))))
+                    .collect()
+            } else {
+                std::collections::BTreeMap::new()
+            };
+            let l = walk.store.list_dir(node.prefix.clone()).await?;
+            let mut piece = Plan::default();
+            let mut children = Vec::new();
             for o in l.objects {
-                self.skip(o.key, NOT_UNDER_HOUR.into());
+                piece.skip(o.key, NOT_UNDER_HOUR.into());
             }
             for p in l.prefixes {
                 let component = p[node.prefix.len()..].trim_end_matches('/');
                 let Some(v) = date_part(level, component) else {
-                    self.skip(p, bad_prefix_reason(level));
+                    piece.skip(p, bad_prefix_reason(level));
                     continue;
                 };
                 let mut parts = node.parts.clone();
                 parts.push(v);
                 let child = Node { prefix: p, parts };
                 match child.interval() {
-                    Some((from, to)) if self.listing.overlaps(from, to) => children.push(child),
+                    Some((from, to)) if walk.listing.overlaps(from, to) => children.push(child),
                     Some(_) => {}
-                    None => self.skip(child.prefix, "not a valid date".into()),
+                    None => piece.skip(child.prefix, "not a valid date".into()),
                 }
             }
+            let rest = futures::stream::iter(children)
+                .map(move |child| {
+                    let listed = early
+                        .remove(&child.prefix)
+                        .unwrap_or_else(|| ahead(walk.node(child, level + 1)));
+                    async move { listed }
+                })
+                .buffered(SUBTREES_AHEAD)
+                .flatten();
+            Ok::<_, SourceError>(futures::stream::once(async move { Ok(piece) }).chain(rest))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// Names a found object, and keeps it if its name is within the window.
+    fn keep(&self, piece: &mut Plan, meta: ObjectMeta, parts: Vec<u32>) {
+        let file = meta.key.rsplit('/').next().unwrap_or_default();
+        let hour = Node {
+            prefix: String::new(),
+            parts,
         }
-        Ok(children)
-    }
-
-    fn skip(&mut self, key: String, reason: String) {
-        self.plan.skipped.push(Skipped { key, reason });
-    }
-
-    /// Names the objects found, keeps those named within `window`.
-    fn finish(mut self, window: &TimeRange) -> Plan {
-        for (meta, parts) in std::mem::take(&mut self.found) {
-            let file = meta.key.rsplit('/').next().unwrap_or_default();
-            let hour = Node {
-                prefix: String::new(),
-                parts,
-            }
-            .interval();
-            match (parse_object_name(file), hour) {
-                (Some(name), Some((hour, _))) => {
-                    if window.contains(name.written_at) {
-                        self.plan.objects.push(ArchiveObject {
-                            key: meta.key,
-                            size: meta.size,
-                            name,
-                            hour,
-                        });
-                    }
+        .interval();
+        match (parse_object_name(file), hour) {
+            (Some(name), Some((hour, _))) => {
+                if self.window.contains(name.written_at) {
+                    piece.objects.push(ArchiveObject {
+                        key: meta.key,
+                        size: meta.size,
+                        name,
+                        hour,
+                    });
                 }
-                (None, _) => self.skip(
-                    meta.key,
-                    "name does not follow Firehose naming (<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>)".into(),
-                ),
-                (_, None) => self.skip(meta.key, "not a valid date".into()),
             }
+            (None, _) => piece.skip(
+                meta.key,
+                "name does not follow Firehose naming (<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>)".into(),
+            ),
+            (_, None) => piece.skip(meta.key, "not a valid date".into()),
         }
-        self.plan.objects.sort_by(|a, b| a.key.cmp(&b.key));
-        self.plan.skipped.sort_by(|a, b| a.key.cmp(&b.key));
-        self.plan
     }
 }
+
+/// The children the calendar gives a node at `level` within `range`: the
+/// root's years (when the range is bounded both ways, over at most
+/// [`CALENDAR_YEARS`]), a year's months, a month's days, a day's hours.
+/// Invalid dates (30 February) have no interval and are left out.
+fn calendar(node: &Node, level: usize, range: &TimeRange) -> Vec<Node> {
+    let values: Vec<u32> = match level {
+        0 => match (range.since, range.until) {
+            (Some(since), Some(until)) => {
+                let (from, to) = (since.year(), (until - Duration::seconds(1)).year());
+                if to - from >= CALENDAR_YEARS {
+                    return Vec::new();
+                }
+                (from..=to).filter_map(|y| u32::try_from(y).ok()).collect()
+            }
+            _ => return Vec::new(),
+        },
+        1 => (1..=12).collect(),
+        2 => (1..=31).collect(),
+        3 => (0..=23).collect(),
+        _ => return Vec::new(),
+    };
+    let width = LEVELS[level].len();
+    values
+        .into_iter()
+        .map(|v| {
+            let mut parts = node.parts.clone();
+            parts.push(v);
+            Node {
+                prefix: format!("{}{v:0width$}/", node.prefix),
+                parts,
+            }
+        })
+        .filter(|c| c.interval().is_some_and(|(f, t)| range.overlaps(f, t)))
+        .collect()
+}
+
+/// The most years of a bounded range whose year prefixes are listed before
+/// the root's listing names them.
+const CALENDAR_YEARS: i32 = 16;
 
 const NOT_UNDER_HOUR: &str = "not under a YYYY/MM/DD/HH/ prefix";
 
@@ -485,6 +641,49 @@ mod tests {
         assert_eq!(parse_path(0, "kinesis/2026/01/15/10/f"), Err(Some((0, 8))));
         assert_eq!(parse_path(0, "notes.txt"), Err(None));
         assert_eq!(parse_path(2, "15/10/"), Err(None));
+    }
+
+    #[test]
+    fn the_calendar_names_the_children_a_range_cuts_through() {
+        let t = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+        let range = TimeRange {
+            since: t("2024-02-28T22:00:00Z"),
+            until: t("2024-03-01T02:00:00Z"),
+        };
+        let node = |prefix: &str, parts: Vec<u32>| Node {
+            prefix: prefix.to_owned(),
+            parts,
+        };
+        let prefixes = |n: &Node, level| -> Vec<String> {
+            calendar(n, level, &range)
+                .into_iter()
+                .map(|c| c.prefix)
+                .collect()
+        };
+        // The root's years only for a range bounded both ways.
+        assert_eq!(prefixes(&node("k/", vec![]), 0), ["k/2024/"]);
+        let open = TimeRange {
+            until: None,
+            ..range
+        };
+        assert!(calendar(&node("", vec![]), 0, &open).is_empty());
+        assert_eq!(
+            prefixes(&node("2024/", vec![2024]), 1),
+            ["2024/02/", "2024/03/"]
+        );
+        // A leap year's February ends on the 29th; no 30th or 31st.
+        assert_eq!(
+            prefixes(&node("2024/02/", vec![2024, 2]), 2),
+            ["2024/02/28/", "2024/02/29/"]
+        );
+        assert_eq!(
+            prefixes(&node("2024/02/28/", vec![2024, 2, 28]), 3),
+            ["2024/02/28/22/", "2024/02/28/23/"]
+        );
+        assert_eq!(
+            prefixes(&node("2024/03/01/", vec![2024, 3, 1]), 3),
+            ["2024/03/01/00/", "2024/03/01/01/"]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{Listing, ObjectMeta, SourceError};
 use crate::retry::RetryPolicy;
@@ -90,58 +91,78 @@ impl S3Store {
         SourceError::S3 { what, message }
     }
 
+    /// One level under `prefix`, every page of it.
     pub async fn list_dir(&self, prefix: &str) -> Result<Listing, SourceError> {
-        self.list(prefix, Some("/")).await
+        let mut listing = Listing::default();
+        let mut token = None;
+        loop {
+            let page = self.page(prefix, Some("/"), token).await?;
+            listing.prefixes.extend(page.listing.prefixes);
+            listing.objects.extend(page.listing.objects);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(listing),
+            }
+        }
     }
 
-    pub async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>, SourceError> {
-        Ok(self.list(prefix, None).await?.objects)
-    }
-
-    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing, SourceError> {
+    /// One page (up to 1,000 keys) of the listing under `prefix`, from
+    /// `token` (`None`: the first), retried while it fails in a way that may
+    /// pass. A continuation token names the same page each time it is sent,
+    /// so a retried page neither repeats nor skips keys.
+    pub async fn page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<Page, SourceError> {
         RetryPolicy::new(RETRY_FOR)
             .run(
                 &format!("listing s3://{}/{prefix}", self.bucket),
-                || self.list_once(prefix, delimiter),
+                || self.page_once(prefix, delimiter, token.clone()),
                 SourceError::is_transient,
             )
             .await
     }
 
-    async fn list_once(
+    async fn page_once(
         &self,
         prefix: &str,
         delimiter: Option<&str>,
-    ) -> Result<Listing, SourceError> {
-        let mut pages = self
+        token: Option<String>,
+    ) -> Result<Page, SourceError> {
+        let out = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.map(str::to_owned))
-            .into_paginator()
-            .send();
-        let mut listing = Listing::default();
-        while let Some(page) = pages
-            .try_next()
+            .set_continuation_token(token)
+            .send()
             .await
-            .map_err(|e| self.error(format!("listing s3://{}/{prefix}", self.bucket), &e))?
-        {
-            listing.prefixes.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-            listing
-                .objects
-                .extend(page.contents().iter().filter_map(|o| {
+            .map_err(|e| self.error(format!("listing s3://{}/{prefix}", self.bucket), &e))?;
+        let listing = Listing {
+            prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            objects: out
+                .contents()
+                .iter()
+                .filter_map(|o| {
                     Some(ObjectMeta {
                         key: o.key()?.to_owned(),
                         size: o.size().unwrap_or(0).try_into().unwrap_or(0),
                     })
-                }));
-        }
-        Ok(listing)
+                })
+                .collect(),
+        };
+        let next = match out.is_truncated() {
+            Some(true) => out.next_continuation_token().map(str::to_owned),
+            _ => None,
+        };
+        Ok(Page { listing, next })
     }
 
     /// Uploads one object (used by `serve` for rolled-over objects).
@@ -290,25 +311,80 @@ impl S3Store {
     /// Reads one object whole. A body that breaks off part way (which the
     /// SDK does not retry) is fetched again.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        Ok(self.get_range(key, None).await?.body)
+    }
+
+    /// Reads an object of `size` bytes (as listed): above `part_size`, in
+    /// ranged parts fetched at once, so that one large object does not
+    /// wait on one connection. Every part must come from the same version
+    /// of the object (one `ETag`) and add up to its size; if the object
+    /// changed between the listing and the parts, it is read again whole.
+    pub async fn get_sized(
+        &self,
+        key: &str,
+        size: u64,
+        part_size: u64,
+    ) -> Result<Vec<u8>, SourceError> {
+        let ranges = part_ranges(size, part_size);
+        if ranges.len() < 2 {
+            return self.get(key).await;
+        }
+        let parts: Vec<Part> = futures::stream::iter(ranges.iter().copied())
+            .map(|r| self.get_range(key, Some(r)))
+            .buffered(MAX_PARTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let whole = parts
+            .iter()
+            .all(|p| p.e_tag.is_some() && p.e_tag == parts[0].e_tag && p.total == Some(size))
+            && parts
+                .iter()
+                .zip(&ranges)
+                .all(|(p, (from, to))| p.body.len() as u64 == to - from + 1);
+        if !whole {
+            tracing::warn!(
+                key,
+                "the object changed while it was read in parts; reading it again whole"
+            );
+            return self.get(key).await;
+        }
+        tracing::debug!(key, parts = parts.len(), "read in ranged parts");
+        let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        for p in parts {
+            body.extend_from_slice(&p.body);
+        }
+        Ok(body)
+    }
+
+    /// One GET, of the bytes `range` (inclusive) or the whole object,
+    /// retried while it fails in a way that may pass.
+    async fn get_range(&self, key: &str, range: Option<(u64, u64)>) -> Result<Part, SourceError> {
         RetryPolicy::new(RETRY_FOR)
             .run(
                 &format!("reading s3://{}/{key}", self.bucket),
-                || self.get_once(key),
+                || self.get_once(key, range),
                 SourceError::is_transient,
             )
             .await
     }
 
-    async fn get_once(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+    async fn get_once(&self, key: &str, range: Option<(u64, u64)>) -> Result<Part, SourceError> {
         let what = || format!("reading s3://{}/{key}", self.bucket);
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_range(range.map(|(from, to)| format!("bytes={from}-{to}")))
             .send()
             .await
             .map_err(|e| self.error(what(), &e))?;
+        let e_tag = out.e_tag().map(str::to_owned);
+        // `bytes 0-99/1234`: the object's whole size after the slash.
+        let total = out
+            .content_range()
+            .and_then(|r| r.rsplit_once('/'))
+            .and_then(|(_, n)| n.parse().ok());
         let body = out
             .body
             .collect()
@@ -317,6 +393,60 @@ impl S3Store {
                 what: what(),
                 message: format!("the transfer broke off: {}", crate::aws::causes(&e)),
             })?;
-        Ok(body.into_bytes().to_vec())
+        Ok(Part {
+            body: body.into_bytes().to_vec(),
+            e_tag,
+            total,
+        })
+    }
+}
+
+/// One page of a listing, and the token of the next (`None`: the last).
+#[derive(Debug)]
+pub struct Page {
+    pub listing: Listing,
+    pub next: Option<String>,
+}
+
+/// One GET's answer.
+struct Part {
+    body: Vec<u8>,
+    e_tag: Option<String>,
+    /// The object's size, from `Content-Range` (ranged GETs only).
+    total: Option<u64>,
+}
+
+/// `--fetch-part-size`'s default: 8 MiB, as the AWS CLI's and the SDKs'
+/// transfer managers use.
+pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+
+/// Parts of one object fetched at once (they count as one fetch against
+/// `--fetch-jobs`, and the object whole against `--read-memory`).
+const MAX_PARTS_IN_FLIGHT: usize = 8;
+
+/// The inclusive byte ranges of `part_size` parts that make up `size`
+/// bytes; one range (or none) means a plain GET.
+#[must_use]
+pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    let part = part_size.max(1);
+    (0..size.div_ceil(part))
+        .map(|i| (i * part, ((i + 1) * part).min(size) - 1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::part_ranges;
+
+    #[test]
+    fn parts_cover_the_object_once_in_order() {
+        assert_eq!(part_ranges(0, 8), vec![]);
+        assert_eq!(part_ranges(8, 8), vec![(0, 7)]);
+        assert_eq!(part_ranges(9, 8), vec![(0, 7), (8, 8)]);
+        assert_eq!(part_ranges(20, 8), vec![(0, 7), (8, 15), (16, 19)]);
+        let ranges = part_ranges(100_000_001, 8 << 20);
+        assert_eq!(ranges.len(), 12);
+        assert!(ranges.windows(2).all(|w| w[1].0 == w[0].1 + 1));
+        assert_eq!(ranges.last().unwrap().1, 100_000_000);
     }
 }

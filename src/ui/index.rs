@@ -245,24 +245,21 @@ async fn catch_up(indexer: Indexer, sources: &Sources) -> (Indexer, anyhow::Resu
         dedupe: Dedupe::Off,
         fetch_jobs: 4,
         read_memory: crate::source::DEFAULT_READ_MEMORY,
+        part_size: crate::source::DEFAULT_PART_SIZE,
         decode: DecodeOptions::default(),
     };
-    let plan = async {
-        let store = Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await?;
-        let plan = source::plan(&store, &cfg.selection.time).await?;
-        Ok::<_, anyhow::Error>((store, plan))
+    let store = match Store::open(&cfg.archive, cfg.endpoint_url.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => return (indexer, Err(e.into())),
     };
-    let (store, plan) = match plan.await {
-        Ok(p) => p,
-        Err(e) => return (indexer, Err(e)),
-    };
+    let listed = source::list(&store, &cfg.selection.time);
     let before = indexer.added;
     // A clone of the connection survives a panic in the pipeline.
     let (spare, releases) = (
         crate::db::clone_attached(&indexer.conn),
         indexer.releases.clone(),
     );
-    match crate::pipeline::run(store, plan, &cfg, indexer, ()).await {
+    match crate::pipeline::run(store, listed, &cfg, indexer, ()).await {
         Ok(f) => {
             let added = f.sink.added - before;
             (f.sink, f.result.map(|()| added).map_err(Into::into))

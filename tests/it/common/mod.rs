@@ -74,6 +74,23 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Every file under `dir`.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
 /// Parses NDJSON stdout.
 pub fn ndjson(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8(o.stdout.clone())
@@ -191,27 +208,19 @@ impl Moto {
     pub async fn upload_dir(&self, bucket: &str, dir: &Path, prefix: &str) {
         let s3 = self.s3();
         let _ = s3.create_bucket().bucket(bucket).send().await;
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let p = entry.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                    continue;
-                }
-                let rel = p
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                s3.put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{rel}"))
-                    .body(std::fs::read(&p).unwrap().into())
-                    .send()
-                    .await
-                    .unwrap();
-            }
+        for p in walk_files(dir) {
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}{rel}"))
+                .body(std::fs::read(&p).unwrap().into())
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
@@ -891,9 +900,11 @@ impl Topic {
 // ---------------------------------------------------------------------------
 
 /// An HTTP proxy in front of a real S3 server (moto) that injects faults on
-/// request: `503 SlowDown` answers, and object bodies that break off half
+/// request: `503 SlowDown` answers, object bodies that break off half
 /// way (headers and `Content-Length` as S3 sent them, then a reset) or
-/// stall half way (then nothing, until the client gives up).
+/// stall half way (then nothing, until the client gives up), listings of
+/// a prefix denied, and ranged answers from another version of the object
+/// (another `ETag`). It counts the ranged GETs it passes.
 pub struct S3Faults {
     pub endpoint: String,
     faults: std::sync::Arc<Faults>,
@@ -906,7 +917,11 @@ struct Faults {
     slow_downs: std::sync::atomic::AtomicU32,
     cut_bodies: std::sync::atomic::AtomicU32,
     stall_bodies: std::sync::atomic::AtomicU32,
+    other_versions: std::sync::atomic::AtomicU32,
     served: std::sync::atomic::AtomicU32,
+    ranged_gets: std::sync::atomic::AtomicU32,
+    /// Listings whose `prefix` ends with this are denied (403).
+    denied_prefix: std::sync::Mutex<Option<String>>,
 }
 
 impl Faults {
@@ -990,6 +1005,27 @@ impl S3Faults {
             .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// The next `n` ranged GETs answer with another `ETag`, as if the
+    /// object had been replaced between its parts.
+    pub fn other_versions(&self, n: u32) {
+        self.faults
+            .other_versions
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every listing of a prefix ending with `suffix` is answered `403
+    /// AccessDenied` (a permanent failure).
+    pub fn deny_listing(&self, suffix: &str) {
+        *self.faults.denied_prefix.lock().unwrap() = Some(suffix.to_owned());
+    }
+
+    /// GETs with a `Range` header passed so far.
+    pub fn ranged_gets(&self) -> u32 {
+        self.faults
+            .ranged_gets
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Faults injected so far.
     pub fn served(&self) -> u32 {
         self.faults.served.load(std::sync::atomic::Ordering::SeqCst)
@@ -1005,6 +1041,30 @@ impl Drop for S3Faults {
 }
 
 type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// An `AccessDenied` body, if `req` lists a prefix the test denies.
+fn deny(faults: &Faults, req: &hyper::Request<hyper::body::Incoming>) -> Option<bytes::Bytes> {
+    let suffix = faults.denied_prefix.lock().unwrap().clone()?;
+    let query = req.uri().query()?;
+    let prefix = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "prefix")
+        .map(|(_, v)| v.into_owned());
+    if !query.contains("list-type") || !prefix.is_some_and(|p| p.ends_with(&suffix)) {
+        return None;
+    }
+    faults
+        .served
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Some(bytes::Bytes::from_static(
+        b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+    ))
+}
+
+fn denied_headers() -> hyper::HeaderMap {
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert("content-type", "application/xml".parse().unwrap());
+    headers
+}
 
 async fn proxy_one(
     client: hyper_util::client::legacy::Client<
@@ -1035,6 +1095,15 @@ async fn proxy_one(
     let is_object_get = req.method() == hyper::Method::GET
         && req.uri().query().is_none_or(|q| !q.contains("list-type"))
         && req.uri().path().matches('/').count() > 1;
+    if let Some(denied) = deny(&faults, &req) {
+        return Ok(full(403, denied, &denied_headers()));
+    }
+    let ranged = is_object_get && req.headers().contains_key(hyper::header::RANGE);
+    if ranged {
+        faults
+            .ranged_gets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     let uri: hyper::Uri = format!(
@@ -1051,8 +1120,13 @@ async fn proxy_one(
         .request(up.body(http_body_util::Full::new(body)).unwrap())
         .await
         .unwrap();
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
+    if ranged && parts.status.is_success() && faults.take(&faults.other_versions) {
+        parts
+            .headers
+            .insert(hyper::header::ETAG, "\"another-version\"".parse().unwrap());
+    }
     let fault = if !is_object_get || !parts.status.is_success() || body.len() < 2 {
         None
     } else if faults.take(&faults.cut_bodies) {
