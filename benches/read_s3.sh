@@ -8,7 +8,10 @@
 # and, for scale, from the local directory. Medians of RUNS (default 3).
 # Each pair is read twice: the whole archive (one recursive listing), and
 # the same 24 hours named by --since/--until (the date tree walked level by
-# level, the case listing ahead of reading is for).
+# level, the case listing ahead of reading is for). Then `serve`'s start-up
+# over the same S3 archive (its index of delivery ids rebuilt from the whole
+# archive, --dedupe-window 3650d: time to its "listening on" line), with
+# and without the latency.
 #   bash benches/read_s3.sh [EVENTS] [LATENCY_MS] [FETCH_JOBS...]
 # Each FETCH_JOBS value (default: ghreplay's default) is one pair of rows.
 set -euo pipefail
@@ -67,3 +70,17 @@ for jobs in "${jobs_list[@]}"; do
     echo "| moto + ${latency} ms per request, $read | $jobs | ${pt} s | $((pm / 1024)) MB | $(ratio "$pt" "$mt") |"
   done
 done
+
+echo bench-secret > "$work/secret"
+serve_start() {
+  local started=$EPOCHREALTIME
+  rm -rf "$work/spool"
+  start_serve s3://bench --endpoint-url "$1" --spool "$work/spool" --dedupe-window 3650d
+  awk "BEGIN{printf \"%.2f\n\", $EPOCHREALTIME - $started}"
+  stop_serve
+}
+median_start() { for _ in $(seq "${RUNS:-3}"); do serve_start "$1"; done | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ms=$(median_start "http://127.0.0.1:$port")
+ps=$(median_start "http://$proxy")
+echo "| serve start-up, moto (baseline) | auto | ${ms} s | | 1.00 |"
+echo "| serve start-up, moto + ${latency} ms per request | auto | ${ps} s | | $(ratio "$ps" "$ms") |"

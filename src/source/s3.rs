@@ -329,30 +329,32 @@ impl S3Store {
         if ranges.len() < 2 {
             return self.get(key).await;
         }
-        let parts: Vec<Part> = futures::stream::iter(ranges.iter().copied())
+        // Parts are appended as they arrive in order: the object, and at
+        // most the parts in flight besides, are held at once.
+        let mut parts = futures::stream::iter(ranges.iter().copied())
             .map(|r| self.get_range(key, Some(r)))
-            .buffered(MAX_PARTS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        let whole = parts
-            .iter()
-            .all(|p| p.e_tag.is_some() && p.e_tag == parts[0].e_tag && p.total == Some(size))
-            && parts
-                .iter()
-                .zip(&ranges)
-                .all(|(p, (from, to))| p.body.len() as u64 == to - from + 1);
-        if !whole {
-            tracing::warn!(
-                key,
-                "the object changed while it was read in parts; reading it again whole"
-            );
-            return self.get(key).await;
+            .buffered(MAX_PARTS_IN_FLIGHT);
+        // The listed size is the server's word: room for Firehose's largest
+        // object at most is made ahead; past that the buffer grows as parts
+        // arrive (and a size that lies fails its parts' checks).
+        let mut body = Vec::with_capacity(usize::try_from(size.min(128 << 20)).unwrap_or(0));
+        let mut e_tag = None;
+        for (from, to) in &ranges {
+            let Some(part) = parts.try_next().await? else {
+                break;
+            };
+            let first = e_tag.get_or_insert_with(|| part.e_tag.clone());
+            let same = part.e_tag.is_some() && part.e_tag == *first && part.total == Some(size);
+            if !same || part.body.len() as u64 != to - from + 1 {
+                tracing::warn!(
+                    key,
+                    "the object changed while it was read in parts; reading it again whole"
+                );
+                return self.get(key).await;
+            }
+            body.extend_from_slice(&part.body);
         }
-        tracing::debug!(key, parts = parts.len(), "read in ranged parts");
-        let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        for p in parts {
-            body.extend_from_slice(&p.body);
-        }
+        tracing::debug!(key, parts = ranges.len(), "read in ranged parts");
         Ok(body)
     }
 
