@@ -149,17 +149,10 @@ async fn list(
     cfg: &ReadConfig,
     range: &crate::model::TimeRange,
 ) -> anyhow::Result<(Store, source::Plan)> {
-    let (store, mut listed) = start_listing(global, cfg, range).await?;
-    let mut plan = source::Plan::default();
-    while let Some(mut piece) = listed
-        .try_next()
+    let (store, listed) = start_listing(global, cfg, range).await?;
+    let plan = source::collect(listed)
         .await
-        .with_context(|| format!("listing {}", cfg.archive))?
-    {
-        plan.objects.append(&mut piece.objects);
-        plan.skipped.append(&mut piece.skipped);
-    }
-    plan.skipped.sort_by(|a, b| a.key.cmp(&b.key));
+        .with_context(|| format!("listing {}", cfg.archive))?;
     Ok((store, plan))
 }
 

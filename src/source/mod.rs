@@ -364,7 +364,11 @@ const PIECES_AHEAD: usize = 4;
 
 /// Lists the objects whose records may fall in `range`, whole, in key order.
 pub async fn plan(store: &Store, range: &TimeRange) -> Result<Plan, SourceError> {
-    let mut listed = list(store, range);
+    collect(list(store, range)).await
+}
+
+/// The whole plan a listing streams.
+pub async fn collect(mut listed: Listed) -> Result<Plan, SourceError> {
     let mut plan = Plan::default();
     while let Some(mut piece) = listed.try_next().await? {
         plan.objects.append(&mut piece.objects);
