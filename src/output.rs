@@ -30,14 +30,15 @@ pub fn stdout() -> impl Write + Send {
 pub struct Progress(ProgressBar);
 
 impl Progress {
-    /// Progress over `total` bytes of objects (a total that may grow, as
-    /// listing streams ahead of reading).
+    /// Progress over bytes of objects, whose total grows as listing
+    /// streams ahead of reading (until the first object is listed the bar
+    /// is empty, not a full bar of zero bytes).
     #[must_use]
-    pub fn bytes(total: u64, quiet: bool) -> Self {
+    pub fn bytes(quiet: bool) -> Self {
         if quiet {
             return Self(ProgressBar::hidden());
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",

@@ -165,7 +165,7 @@ async fn read_listed<S: Sink + 'static>(
     listed: source::Listed,
     sink: S,
 ) -> anyhow::Result<(Summary, S, Result<(), SinkError>)> {
-    let progress = Progress::bytes(0, global.quiet);
+    let progress = Progress::bytes(global.quiet);
     let f = pipeline::run(store, listed, cfg, sink, progress).await?;
     Ok((f.summary, f.sink, f.result))
 }
