@@ -11,7 +11,9 @@
 # level, the case listing ahead of reading is for). Then `serve`'s start-up
 # over the same S3 archive (its index of delivery ids rebuilt from the whole
 # archive, --dedupe-window 3650d: time to its "listening on" line), with
-# and without the latency.
+# and without the latency. With LOAD=1 (a build with DuckDB, most of an hour
+# from cold), also `load --public-only` into a new database each run: the
+# read half of `load` from S3.
 #   bash benches/read_s3.sh [EVENTS] [LATENCY_MS] [FETCH_JOBS...]
 # Each FETCH_JOBS value (default: ghreplay's default) is one pair of rows.
 set -euo pipefail
@@ -23,6 +25,7 @@ jobs_list=("$@")
 [ ${#jobs_list[@]} -gt 0 ] || jobs_list=(default)
 . benches/common.sh
 [ -x "$venv/bin/moto_server" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet 'moto[server]'; }
+[ "${LOAD:-0}" = 1 ] && lean=""
 cargo build --release --quiet $lean
 proxy_bin=$(bench_bin latency_proxy)
 [ -x "$proxy_bin" ] || { echo "read_s3.sh: cannot find the latency_proxy bench binary" >&2; exit 2; }
@@ -84,3 +87,11 @@ ms=$(median_start "http://127.0.0.1:$port")
 ps=$(median_start "http://$proxy")
 echo "| serve start-up, moto (baseline) | auto | ${ms} s | | 1.00 |"
 echo "| serve start-up, moto + ${latency} ms per request | auto | ${ps} s | | $(ratio "$ps" "$ms") |"
+
+if [ "${LOAD:-0}" = 1 ]; then
+  load_cmd() { echo "rm -f '$work/load.duckdb'* && '$bin' --archive s3://bench --endpoint-url '$1' load --db '$work/load.duckdb' --public-only -q"; }
+  read -r lmt lmm <<< "$(RUNS=${RUNS:-3} measure_median "$(load_cmd "http://127.0.0.1:$port")")"
+  read -r lpt lpm <<< "$(RUNS=${RUNS:-3} measure_median "$(load_cmd "http://$proxy")")"
+  echo "| load, moto (baseline) | auto | ${lmt} s | $((lmm / 1024)) MB | 1.00 |"
+  echo "| load, moto + ${latency} ms per request | auto | ${lpt} s | $((lpm / 1024)) MB | $(ratio "$lpt" "$lmt") |"
+fi
