@@ -25,9 +25,11 @@ jobs_list=("$@")
 [ ${#jobs_list[@]} -gt 0 ] || jobs_list=(default)
 . benches/common.sh
 [ -x "$venv/bin/moto_server" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet 'moto[server]'; }
+# The proxy first: building a bench target rebuilds the package's binary
+# too (lean), which the build below then replaces with the one measured.
+proxy_bin=$(bench_bin latency_proxy)
 features=$lean; [ "${LOAD:-0}" = 1 ] && features=""
 cargo build --release --quiet $features
-proxy_bin=$(bench_bin latency_proxy)
 [ -x "$proxy_bin" ] || { echo "read_s3.sh: cannot find the latency_proxy bench binary" >&2; exit 2; }
 data=$(bench_data "$events" 500)
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
