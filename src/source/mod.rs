@@ -175,29 +175,36 @@ impl Store {
         self.quickest_list.fetch_min(ns, Ordering::Relaxed);
     }
 
+    /// One level under `prefix` (S3's delimiter listing), every page of it.
     async fn list_dir(&self, prefix: String) -> Result<Listing, SourceError> {
-        self.list_requests.fetch_add(1, Ordering::Relaxed);
-        let _permit = self.list_permits.acquire().await;
-        match &self.backend {
-            Backend::Local(l) => {
-                let l = l.clone();
-                blocking(move || l.list_dir(&prefix)).await
-            }
-            Backend::S3(s) => {
-                let started = std::time::Instant::now();
-                let listing = s.list_dir(&prefix).await;
-                self.timed(started);
-                listing
-            }
-        }
+        self.pages(prefix, true)
+            .try_fold(Listing::default(), |mut all, page| async move {
+                all.prefixes.extend(page.prefixes);
+                all.objects.extend(page.objects);
+                Ok(all)
+            })
+            .await
     }
 
-    /// Every object under `prefix`, in key order, a page at a time (one
-    /// page locally), each page requested when the last one is taken.
+    /// Every object under `prefix`, in key order, a page at a time.
     fn list_pages(
         &self,
         prefix: String,
     ) -> BoxStream<'static, Result<Vec<ObjectMeta>, SourceError>> {
+        self.pages(prefix, false)
+            .map_ok(|page| page.objects)
+            .boxed()
+    }
+
+    /// The listing under `prefix`, one level (`one_level`) or all of it, as
+    /// pages in key order (one page locally), each requested when the last
+    /// one is taken, under a list permit; an S3 page's round trip is timed.
+    /// One list request, however many pages.
+    fn pages(
+        &self,
+        prefix: String,
+        one_level: bool,
+    ) -> BoxStream<'static, Result<Listing, SourceError>> {
         self.list_requests.fetch_add(1, Ordering::Relaxed);
         let store = self.clone();
         match &self.backend {
@@ -205,12 +212,23 @@ impl Store {
                 let l = l.clone();
                 futures::stream::once(async move {
                     let _permit = store.list_permits.acquire().await;
-                    blocking(move || l.list_all(&prefix)).await
+                    blocking(move || {
+                        if one_level {
+                            l.list_dir(&prefix)
+                        } else {
+                            Ok(Listing {
+                                prefixes: Vec::new(),
+                                objects: l.list_all(&prefix)?,
+                            })
+                        }
+                    })
+                    .await
                 })
                 .boxed()
             }
             Backend::S3(s) => {
                 let s = s.clone();
+                let delimiter = one_level.then_some("/");
                 // `None`: done; `Some(None)`: the first page; else the token.
                 futures::stream::try_unfold(Some(None), move |token: Option<Option<String>>| {
                     let (store, s, prefix) = (store.clone(), s.clone(), prefix.clone());
@@ -220,11 +238,11 @@ impl Store {
                         };
                         let permit = store.list_permits.acquire().await;
                         let started = std::time::Instant::now();
-                        let page = s.page(&prefix, None, token).await;
+                        let page = s.page(&prefix, delimiter, token).await;
                         store.timed(started);
                         drop(permit);
                         let page = page?;
-                        Ok(Some((page.listing.objects, page.next.map(Some))))
+                        Ok(Some((page.listing, page.next.map(Some))))
                     }
                 })
                 .boxed()

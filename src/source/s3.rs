@@ -91,21 +91,6 @@ impl S3Store {
         SourceError::S3 { what, message }
     }
 
-    /// One level under `prefix`, every page of it.
-    pub async fn list_dir(&self, prefix: &str) -> Result<Listing, SourceError> {
-        let mut listing = Listing::default();
-        let mut token = None;
-        loop {
-            let page = self.page(prefix, Some("/"), token).await?;
-            listing.prefixes.extend(page.listing.prefixes);
-            listing.objects.extend(page.listing.objects);
-            match page.next {
-                Some(next) => token = Some(next),
-                None => return Ok(listing),
-            }
-        }
-    }
-
     /// One page (up to 1,000 keys) of the listing under `prefix`, from
     /// `token` (`None`: the first), retried while it fails in a way that may
     /// pass. A continuation token names the same page each time it is sent,
