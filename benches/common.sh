@@ -10,16 +10,19 @@ bin="${GHREPLAY_BIN:-$CARGO_TARGET_DIR/release/ghreplay}"
 lean="--no-default-features"
 
 # The benchmark archive of $1 events (Mozilla shape, gzip, 24 hours, $2
-# records per object (default 100), seed 1: ~1.1 GB uncompressed for
-# 100,000), built once and kept under $BENCH_DATA; prints its directory.
+# records per object (default 100), seed $3 (default 1), from hour $4
+# (default make_archive's): ~1.1 GB uncompressed for 100,000), built once
+# and kept under $BENCH_DATA as $5 (default read-$1, -k$2 past 100 records);
+# prints its directory.
 bench_data() {
-  local per="${2:-100}" data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/read-$1"
-  [ "$per" = 100 ] || data="$data-k$per"
+  local per="${2:-100}" seed="${3:-1}" start="${4:-}" name="${5:-read-$1}"
+  [ -n "${5:-}" ] || [ "$per" = 100 ] || name="$name-k$per"
+  local data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/$name"
   if [ ! -d "$data" ]; then
     echo "building a $1-event archive in $data" >&2
     python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$data" \
-      --events "$1" --hours 24 --records-per-object "$per" --envelope mozilla --compress gzip \
-      --seed 1 --manifest "$data.manifest.json" >&2
+      --events "$1" --hours 24 ${start:+--start "$start"} --records-per-object "$per" --envelope mozilla \
+      --compress gzip --seed "$seed" --manifest "$data.manifest.json" >&2
   fi
   echo "$data"
 }

@@ -17,18 +17,8 @@ RUNS="${RUNS:-1}"
 limit="${MEMORY_LIMIT:-1GB}"
 cargo build --release --quiet
 root="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}"
-archive() { # $1 name, $2 seed, $3 start hour
-  local out="$root/load-memory-$events-$1"
-  if [ ! -d "$out" ]; then
-    echo "building $out" >&2
-    python3 ../shared/tools/make_archive.py --payloads ../shared/fixtures/payloads --out "$out" \
-      --events "$events" --hours 24 --start "$3" --records-per-object 500 --envelope mozilla \
-      --compress gzip --seed "$2" >&2
-  fi
-  echo "$out"
-}
-a=$(archive a 7 2026-02-01T00)
-b=$(archive b 8 2026-02-02T00)
+a=$(bench_data "$events" 500 7 2026-02-01T00 "load-memory-$events-a")
+b=$(bench_data "$events" 500 8 2026-02-02T00 "load-memory-$events-b")
 work=$(mktemp -d "$root/load-memory.XXXX"); trap 'rm -rf "$work"' EXIT
 
 "$bin" --archive "$a" load -q --memory-limit "$limit" --db "$work/full.duckdb"
