@@ -14,6 +14,7 @@
 #   ingest: wrk posting signed deliveries to `serve` with the dashboard on,
 #           against the same without it (as benches/serve.sh).
 #   bash benches/ui.sh [EVENTS] [SECONDS]   (defaults 1000000, 10)
+#   UI_PARTS="ingest" bash benches/ui.sh   runs only some of pages, live, ingest
 # Builds a release binary with DuckDB: from cold that is most of an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +25,10 @@ cargo build --release --quiet --locked
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 duckdb=$(duckdb_cli)
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+want() { [[ " ${UI_PARTS:-pages live ingest} " == *" $1 "* ]]; }
 
 # --- pages -------------------------------------------------------------------
+if want pages; then
 base=100000
 copies=$(( (events + base - 1) / base ))
 data="${BENCH_DATA:-$HOME/.cache/ghreplay/bench}/ui-$base"
@@ -82,6 +85,8 @@ row "Deliveries: repository + event" "/deliveries?repo=$(enc "$repo")&event=rele
 row "Deliveries: one id" "/deliveries?id=$id" "$lookup_sql"
 kill "$ui_pid" 2>/dev/null || true
 
+fi
+
 # --- live and ingest -----------------------------------------------------------
 secret="bench-secret"; echo "$secret" > "$work/secret"
 # common.sh's start_serve, and where the dashboard listens: sets dash too.
@@ -90,6 +95,7 @@ start_serve_ui() {
   dash=$(grep -o 'dashboard on http://127.0.0.1:[0-9]*' "$work/serve.log" | grep -o '127.0.0.1:[0-9]*' || true)
 }
 
+if want live; then
 start_serve_ui "$work/live-archive" --ui-listen 127.0.0.1:0 --spool "$work/live-spool"
 python3 - "$addr" "$dash" "$secret" ../shared/fixtures/payloads/release/published.payload.json <<'PY'
 import hashlib, hmac, http.client, json, statistics, sys, time, uuid, threading, queue
@@ -122,7 +128,9 @@ for i in range(10):
 print(f"\n### Live: a release on an open page's feed, 10 posts\n\nfrom the 200 to the feed: median {statistics.median(waits):.0f} ms, max {max(waits):.0f} ms (promise: 2,000 ms)")
 PY
 stop_serve
+fi
 
+want ingest || exit 0
 # Signed ~10 KB issues deliveries with their own ids, as benches/serve.sh.
 wrk_post_script ../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json "$secret" > "$work/post.lua"
 rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }

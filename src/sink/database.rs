@@ -121,9 +121,9 @@ impl Row {
 
 /// Appends `rows` through `app`, an appender on `deliveries` or a table of
 /// the same columns, in the connection's open transaction.
-pub fn append(
+pub fn append<'r>(
     mut app: duckdb::Appender<'_>,
-    rows: impl IntoIterator<Item = Row>,
+    rows: impl IntoIterator<Item = &'r Row>,
 ) -> Result<u64, DbError> {
     let at = |t: Option<i64>| t.map(|t| Value::Timestamp(TimeUnit::Microsecond, t));
     let mut n = 0;
@@ -213,8 +213,9 @@ impl DatabaseSink {
         let staged = append(
             self.conn
                 .appender_to_catalog_and_db(STAGING, "temp", "main")?,
-            self.batch.drain(..),
+            &self.batch,
         )?;
+        self.batch.clear();
         let added = self.conn.execute(
             &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{STAGING}"),
             [],

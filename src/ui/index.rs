@@ -34,13 +34,17 @@ use crate::sink::database::{self, Row};
 use crate::sink::{Sink, SinkError};
 use crate::source::{self, Store};
 
-/// The UI's own tables: the staging table rows pass through on their way
-/// to `deliveries`, and the watermark.
+/// The UI's own table, the watermark. (Files made before the staging table
+/// was temporary hold one of their own: it goes.)
 const UI_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ui_watermark (object_key VARCHAR NOT NULL, record_index INTEGER NOT NULL);
 DROP TABLE IF EXISTS ui_staging;
-CREATE TABLE ui_staging AS SELECT * FROM deliveries LIMIT 0;
 ";
+
+/// Where a batch goes when it holds a key already in `deliveries`: a
+/// temporary table of the connection's own (in memory, never in the file's
+/// log), moved with `INSERT OR IGNORE`.
+const STAGING: &str = "ui_staging";
 
 /// Rows gathered before they are committed, during a catch-up.
 const BATCH_ROWS: usize = 4096;
@@ -81,6 +85,9 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(conn: Connection, releases: broadcast::Sender<Release>) -> Result<Self, DbError> {
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM {TABLE} LIMIT 0"
+        ))?;
         let watermark = conn
             .query_row(
                 "SELECT object_key, record_index FROM ui_watermark",
@@ -135,6 +142,42 @@ impl Indexer {
         self.last = Some(pos);
     }
 
+    /// Adds the rows and moves the watermark to `last`, in one transaction;
+    /// returns how many rows were added.
+    fn commit(&self, last: &Position, how: Insert) -> Result<u64, DbError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = (|| {
+            let added = match how {
+                Insert::Direct => database::append(self.conn.appender(TABLE)?, &self.rows)?,
+                Insert::SkippingKnownKeys => {
+                    database::append(
+                        self.conn
+                            .appender_to_catalog_and_db(STAGING, "temp", "main")?,
+                        &self.rows,
+                    )?;
+                    let added = self.conn.execute(
+                        &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{STAGING}"),
+                        [],
+                    )?;
+                    self.conn
+                        .execute_batch(&format!("DELETE FROM temp.main.{STAGING}"))?;
+                    added as u64
+                }
+            };
+            self.conn.execute_batch("DELETE FROM ui_watermark")?;
+            self.conn.execute(
+                "INSERT INTO ui_watermark VALUES (?, ?)",
+                duckdb::params![last.object, last.index],
+            )?;
+            self.conn.execute_batch("COMMIT")?;
+            Ok(added)
+        })();
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
     fn full(&self) -> bool {
         self.rows.len() >= BATCH_ROWS || self.bytes >= BATCH_BYTES
     }
@@ -155,33 +198,24 @@ impl Indexer {
             .map(|r| r.key().to_owned())
             .collect();
         let newest = self.rows.iter().filter_map(Row::received_at).max();
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = (|| {
-            database::append(self.conn.appender("ui_staging")?, self.rows.drain(..))?;
-            let added = self.conn.execute(
-                &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM ui_staging"),
-                [],
-            )?;
-            self.conn
-                .execute_batch("DELETE FROM ui_staging; DELETE FROM ui_watermark;")?;
-            self.conn.execute(
-                "INSERT INTO ui_watermark VALUES (?, ?)",
-                duckdb::params![last.object, last.index],
-            )?;
-            self.conn.execute_batch("COMMIT")?;
-            Ok::<_, DbError>(added)
-        })();
+        // Straight into the table: a batch with a key already there (a
+        // delivery archived twice) fails as a whole, and goes again through
+        // the staging table, which skips that row. So the common case costs
+        // one copy of each row, not three.
+        let result = self
+            .commit(&last, Insert::Direct)
+            .or_else(|_| self.commit(&last, Insert::SkippingKnownKeys));
+        self.rows.clear();
         self.bytes = 0;
         let added = match result {
             Ok(n) => n,
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
                 // Read again from the watermark next time.
                 self.last = self.watermark.clone();
                 return Err(e);
             }
         };
-        self.added += added as u64;
+        self.added += added;
         self.watermark = Some(last);
         self.newest = self.newest.max(newest);
         if self.releases.receiver_count() > 0 {
@@ -191,6 +225,15 @@ impl Indexer {
         }
         Ok(())
     }
+}
+
+/// How a batch's rows go into `deliveries`.
+#[derive(Debug, Clone, Copy)]
+enum Insert {
+    /// Appended to the table itself: fails on a key already there.
+    Direct,
+    /// Through the staging table: a key already there is skipped.
+    SkippingKnownKeys,
 }
 
 /// The catch-up's sink: the pipeline's kept events, in archive order.
