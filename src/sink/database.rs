@@ -153,7 +153,38 @@ pub fn append<'r>(
     Ok(n)
 }
 
-/// The staging table (temporary: in memory, spilled by DuckDB past its limit).
+/// Makes (or empties) `name`, a temporary table of `conn`'s own with the
+/// columns of `deliveries`, for [`insert_new`]: in memory, spilled by DuckDB
+/// past its limit, never in the file's log.
+pub fn create_staging(conn: &Connection, name: &str) -> Result<(), DbError> {
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {TABLE} LIMIT 0"
+    ))?;
+    Ok(())
+}
+
+/// Adds to `deliveries` those of `rows` whose key is not in it yet, through
+/// the staging table `staging` ([`create_staging`]), in the connection's
+/// open transaction; returns how many were added. The primary key decides
+/// what is there, so nothing of the table is read into memory.
+pub fn insert_new<'r>(
+    conn: &Connection,
+    staging: &str,
+    rows: impl IntoIterator<Item = &'r Row>,
+) -> Result<u64, DbError> {
+    append(
+        conn.appender_to_catalog_and_db(staging, "temp", "main")?,
+        rows,
+    )?;
+    let added = conn.execute(
+        &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{staging}"),
+        [],
+    )?;
+    conn.execute_batch(&format!("DELETE FROM temp.main.{staging}"))?;
+    Ok(added as u64)
+}
+
+/// Load's staging table.
 const STAGING: &str = "ghreplay_load_staging";
 
 pub struct DatabaseSink {
@@ -174,9 +205,8 @@ pub struct DatabaseSink {
 impl DatabaseSink {
     /// Loads into `conn`, whose schema is applied.
     pub fn new(conn: Connection) -> Result<Self, DbError> {
-        conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM {TABLE} LIMIT 0; BEGIN TRANSACTION"
-        ))?;
+        create_staging(&conn, STAGING)?;
+        conn.execute_batch("BEGIN TRANSACTION")?;
         Ok(Self {
             conn,
             seen: HashSet::new(),
@@ -210,19 +240,9 @@ impl DatabaseSink {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let staged = append(
-            self.conn
-                .appender_to_catalog_and_db(STAGING, "temp", "main")?,
-            &self.batch,
-        )?;
+        let added = insert_new(&self.conn, STAGING, &self.batch)?;
+        self.counts.already_loaded += self.batch.len() as u64 - added;
         self.batch.clear();
-        let added = self.conn.execute(
-            &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{STAGING}"),
-            [],
-        )? as u64;
-        self.conn
-            .execute_batch(&format!("DELETE FROM temp.main.{STAGING}"))?;
-        self.counts.already_loaded += staged - added;
         self.pending_rows += added;
         self.pending_bytes += self.batch_bytes;
         self.batch_bytes = 0;

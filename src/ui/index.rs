@@ -41,9 +41,8 @@ CREATE TABLE IF NOT EXISTS ui_watermark (object_key VARCHAR NOT NULL, record_ind
 DROP TABLE IF EXISTS ui_staging;
 ";
 
-/// Where a batch goes when it holds a key already in `deliveries`: a
-/// temporary table of the connection's own (in memory, never in the file's
-/// log), moved with `INSERT OR IGNORE`.
+/// Where a batch goes when it holds a key already in `deliveries`
+/// ([`database::insert_new`]).
 const STAGING: &str = "ui_staging";
 
 /// Rows gathered before they are committed, during a catch-up.
@@ -85,9 +84,7 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(conn: Connection, releases: broadcast::Sender<Release>) -> Result<Self, DbError> {
-        conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM {TABLE} LIMIT 0"
-        ))?;
+        database::create_staging(&conn, STAGING)?;
         let watermark = conn
             .query_row(
                 "SELECT object_key, record_index FROM ui_watermark",
@@ -149,20 +146,7 @@ impl Indexer {
         let result = (|| {
             let added = match how {
                 Insert::Direct => database::append(self.conn.appender(TABLE)?, &self.rows)?,
-                Insert::SkippingKnownKeys => {
-                    database::append(
-                        self.conn
-                            .appender_to_catalog_and_db(STAGING, "temp", "main")?,
-                        &self.rows,
-                    )?;
-                    let added = self.conn.execute(
-                        &format!("INSERT OR IGNORE INTO {TABLE} SELECT * FROM temp.main.{STAGING}"),
-                        [],
-                    )?;
-                    self.conn
-                        .execute_batch(&format!("DELETE FROM temp.main.{STAGING}"))?;
-                    added as u64
-                }
+                Insert::SkippingKnownKeys => database::insert_new(&self.conn, STAGING, &self.rows)?,
             };
             self.conn.execute_batch("DELETE FROM ui_watermark")?;
             self.conn.execute(
