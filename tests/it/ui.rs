@@ -148,6 +148,89 @@ fn releases_appear_live_are_escaped_and_survive_a_restart() {
     }
 }
 
+/// Rows of `deliveries` in `db` as (key, object, record, payload digest,
+/// headers, time), in key order, through `ghreplay query`.
+fn rows(db: &Path) -> Vec<Value> {
+    let out = common::run(&[
+        "query",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "SELECT row_key, delivery_id, object_key, record_index, md5(payload) AS payload, \
+         headers, received_at, public FROM deliveries ORDER BY row_key",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Under a burst the writer commits deliveries in groups and hands each
+/// group to the dashboard's indexer (it does not read them back): every
+/// delivery is indexed once, as `load` reads it from the archive.
+#[test]
+fn a_burst_of_deliveries_is_indexed_once_each_as_load_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let db = dir.path().join("ui.duckdb");
+    let mut server = Server::start(
+        &archive,
+        &[
+            "--ui-listen",
+            "127.0.0.1:0",
+            "--ui-db",
+            db.to_str().unwrap(),
+        ],
+    );
+    let mut posted: Vec<String> = std::thread::scope(|s| {
+        let posters: Vec<_> = (0..8)
+            .map(|t| {
+                let server = &server;
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| post_release(server, &format!("v{t}.{i}"), "burst"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        posters
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect()
+    });
+    // At shutdown the indexer takes what is archived, then stops.
+    common::signal(&server.child, "TERM");
+    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+
+    let indexed = rows(&db);
+    let mut ids: Vec<String> = indexed
+        .iter()
+        .map(|r| r["delivery_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    posted.sort();
+    assert_eq!(ids, posted, "each delivery once");
+
+    let loaded = dir.path().join("loaded.duckdb");
+    let out = common::run(&[
+        "--archive",
+        archive.to_str().unwrap(),
+        "load",
+        "--db",
+        loaded.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        indexed,
+        rows(&loaded),
+        "the same rows as read from the archive"
+    );
+}
+
 /// A delivery looked up by its id: headers as received, verdict, payload.
 fn look_up(b: &mut Browser, ui: u16, live: &str) {
     let shots = screenshot_dir();
