@@ -764,8 +764,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (handoff, handed) = super::super::writer::handoff();
         let w = writer(dir.path(), handoff);
-        // One at a time, then many at once (group commits of several).
-        for i in 0..5 {
+        // One at a time (a group each: objects roll every few), then many
+        // at once (group commits of several).
+        for i in 0..10 {
             write(&w, &format!("one-{i}")).await;
         }
         let tasks: Vec<_> = (0..40)
@@ -798,7 +799,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(found, Handover::Followed);
-        assert_eq!(read.len(), 45);
+        assert_eq!(read.len(), 50);
         assert!(
             read.iter()
                 .map(|s| &s.0.object)
