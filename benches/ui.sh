@@ -140,13 +140,15 @@ ingest() { wrk -t2 -c32 -d"${secs}s" -s "$work/post.lua" "http://$addr/webhook" 
 # alternate the two, $ROUNDS (default 3) times each, and compare medians.
 plains=(); uis=(); indexed=""
 for round in $(seq "${ROUNDS:-3}"); do
-  start_serve "$work/plain-$round"
+  start_serve "$work/plain"
   plains+=("$(ingest)"); stop_serve
-  start_serve_ui "$work/ui-$round" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool-$round"
+  start_serve_ui "$work/ui" --ui-listen 127.0.0.1:0 --spool "$work/ui-spool"
   uis+=("$(ingest)")
   sleep 2
   indexed=$(curl -s "http://$dash/activity" | grep -o '[0-9]* deliveries in the database' | head -1)
   stop_serve
+  # A round writes gigabytes: a tmpfs (TMPDIR) holds one round at a time.
+  rm -rf "$work/plain" "$work/ui" "$work/ui-spool"
 done
 plain=$(printf '%s\n' "${plains[@]}" | median)
 with_ui=$(printf '%s\n' "${uis[@]}" | median)

@@ -124,12 +124,9 @@ pub fn receiver(data: &[u8]) {
         .single()
         .unwrap_or_default();
     match server::admit(&auth, &headers, body, now) {
-        Ok(a) => {
-            assert_eq!(
-                a.record.body, body,
-                "the archived body is the body received"
-            );
-            round_trip(&a.record, &a.line);
+        Ok((record, line)) => {
+            assert_eq!(record.body, body, "the archived body is the body received");
+            round_trip(&record, &line);
         }
         Err(r) => assert!(r.status.is_client_error(), "{r:?}"),
     }

@@ -102,13 +102,6 @@ impl Span {
             Span::Owned(b) => b,
         }
     }
-
-    /// The same bytes, `by` bytes further into a larger buffer.
-    fn move_by(&mut self, by: usize) {
-        if let Span::Range(r) = self {
-            *r = r.start + by..r.end + by;
-        }
-    }
 }
 
 /// One archived delivery, with the facts every stage after decoding needs.
@@ -146,17 +139,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// The same record, `by` bytes further into a larger buffer (one record
-    /// decoded alone, then written among others): its ranges move, its
-    /// position in the object (`index`, `offset`) is the caller's to set.
-    pub fn move_by(&mut self, by: usize) {
-        self.record = self.record.start + by..self.record.end + by;
-        self.payload.move_by(by);
-        if let Some(b) = &mut self.raw_body {
-            b.move_by(by);
-        }
-    }
-
     /// `repository.private` when it is a boolean.
     #[must_use]
     pub fn private_flag(&self) -> Option<bool> {

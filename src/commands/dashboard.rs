@@ -10,7 +10,6 @@ use crate::cli::ServeArgs;
 use crate::model::ArchiveLocation;
 use crate::server::forward::{Outbox, Progress};
 use crate::server::metrics::Metrics;
-use crate::server::writer::Handed;
 use crate::server::{Auth, Wake};
 
 /// Where the dashboard's history comes from: the archive (and its
@@ -27,7 +26,7 @@ mod enabled {
     use tokio::net::TcpListener;
     use tokio::sync::{broadcast, watch};
 
-    use super::{Arc, Archive, Auth, Handed, Metrics, Progress, ServeArgs, Wake};
+    use super::{Arc, Archive, Auth, Metrics, Progress, ServeArgs, Wake};
     use crate::ui::index::{self, Follower, Indexer, Sources};
     use crate::ui::{self, Live, Ui};
 
@@ -83,13 +82,11 @@ mod enabled {
 
     impl Prepared {
         /// Starts following the archive into the database (catching up
-        /// first, in the background; then what the writer hands over) and
-        /// serving the pages.
+        /// first, in the background) and serving the pages.
         pub fn start(
             self,
             auth: &Auth,
             (archive, endpoint_url, outbox): Archive<'_>,
-            handed: Handed,
             progress: Arc<Progress>,
             metrics: Arc<Metrics>,
             stopped: watch::Receiver<bool>,
@@ -116,7 +113,6 @@ mod enabled {
                 archive: archive.clone(),
                 endpoint_url: endpoint_url.map(str::to_owned),
                 outbox: outbox.clone(),
-                handed: Some(handed),
                 history: self.history,
             };
             let follower =
@@ -169,7 +165,7 @@ pub use disabled::*;
 
 #[cfg(not(feature = "duckdb"))]
 mod disabled {
-    use super::{Arc, Archive, Auth, Handed, Metrics, Progress, ServeArgs, Wake};
+    use super::{Arc, Archive, Auth, Metrics, Progress, ServeArgs, Wake};
 
     pub const PROGRESS_NAME: &str = "dashboard";
 
@@ -187,7 +183,6 @@ mod disabled {
             self,
             _: &Auth,
             _: Archive<'_>,
-            _: Handed,
             _: Arc<Progress>,
             _: Arc<Metrics>,
             _: tokio::sync::watch::Receiver<bool>,

@@ -18,7 +18,7 @@ use crate::pipeline;
 use crate::server::forward::{self, ForwardTarget, Forwarder};
 use crate::server::metrics::Metrics;
 use crate::server::reconcile::{self, ReconcileConfig, Reconciler};
-use crate::server::writer::{self, ArchiveWriter, WriterConfig};
+use crate::server::writer::{ArchiveWriter, WriterConfig};
 use crate::server::{self, conn, upload, AppState, Auth, DeliveryIndex};
 use crate::signature::{self, Secret};
 use crate::sink::{Sink, SinkError};
@@ -63,7 +63,6 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
         dir: dir.clone(),
         prefix: prefix.clone(),
     };
-    let (handoff, handed) = handoff(dashboard.is_some());
     let writer = ArchiveWriter::start(
         WriterConfig {
             dir: dir.clone(),
@@ -72,18 +71,16 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
             roll_bytes: args.roll_bytes,
             roll_age,
             on_complete,
-            handoff,
         },
         metrics.clone(),
     )
     .with_context(|| format!("starting the archive writer in {}", dir.display()))?;
     let forward = start_forwarders(forwards, &outbox, &metrics, &progress).await?;
     let (ui_stop, ui_stopped) = tokio::sync::watch::channel(false);
-    let dashboard = match dashboard.zip(handed) {
-        Some((d, handed)) => Some(d.start(
+    let dashboard = match dashboard {
+        Some(d) => Some(d.start(
             &auth,
             (&location, cfg_endpoint(global), &outbox),
-            handed,
             progress.clone(),
             metrics.clone(),
             ui_stopped,
@@ -127,17 +124,6 @@ pub async fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Outcom
     say_cut(stopped.cut, &args.shutdown_grace);
     close(&state, dashboard, uploader, reconcile).await;
     Ok(Outcome::Done)
-}
-
-/// The writer's hand-offs: the dashboard's indexer, if there is one, takes
-/// what the writer wrote from its hand instead of reading it back.
-fn handoff(dashboard: bool) -> (Vec<writer::Handoff>, Option<writer::Handed>) {
-    if dashboard {
-        let (handoff, handed) = writer::handoff();
-        (vec![handoff], Some(handed))
-    } else {
-        (Vec::new(), None)
-    }
 }
 
 /// Connections still open past the grace period were cut: what that means.

@@ -20,7 +20,6 @@ use chrono::Utc;
 use tokio::runtime::Handle;
 
 use super::metrics::{ForwardGauges, Metrics};
-use super::writer::Handed;
 use super::Wake;
 use crate::archive::parse_object_name;
 use crate::checkpoint::{CheckpointError, CheckpointFile, RunIdentity};
@@ -239,64 +238,6 @@ impl Outbox {
             }
         }
         Ok(())
-    }
-}
-
-/// What a follower found in its hand-off from the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handover {
-    /// Nothing was waiting.
-    Nothing,
-    /// Every group taken followed on from the follower's position.
-    Followed,
-    /// A group did not: one before it was dropped (or the follower's
-    /// position went back). Its records, and any before it, are in the
-    /// objects: read them with [`Outbox::each_after`].
-    Missed,
-}
-
-impl Outbox {
-    /// Calls `f` with each delivery the writer handed over past `after`,
-    /// with its position, as [`Outbox::each_after`] would read them from
-    /// the objects, and moves `tail` past each group taken. Stops at the
-    /// first group that does not follow on from what `f` was given.
-    pub fn each_handed<E>(
-        handed: &Handed,
-        after: Option<&Position>,
-        tail: &mut Tail,
-        mut f: impl FnMut(&DecodedObject, &crate::decode::Event, Position) -> Result<(), E>,
-    ) -> Result<Handover, E> {
-        let mut at = after.cloned();
-        let mut found = Handover::Nothing;
-        while let Some(w) = handed.try_next() {
-            // The group follows on if the record before it was seen (the
-            // writer's first group follows on from anything: what was
-            // written before it is in the objects the first pass read).
-            if w.after > at {
-                return Ok(Handover::Missed);
-            }
-            found = Handover::Followed;
-            let obj = &w.records;
-            for e in &obj.events {
-                let pos = Position {
-                    object: obj.key.clone(),
-                    index: e.index,
-                };
-                if at.as_ref().is_some_and(|a| &pos <= a) {
-                    continue;
-                }
-                f(obj, e, pos.clone())?;
-                at = Some(pos);
-            }
-            if let Some(last) = obj.events.last() {
-                *tail = Tail {
-                    key: obj.key.clone(),
-                    offset: w.end,
-                    events: last.index + 1,
-                };
-            }
-        }
-        Ok(found)
     }
 }
 
@@ -650,7 +591,6 @@ impl Follower {
 
 #[cfg(test)]
 mod tests {
-    use super::super::writer::{ArchiveWriter, WriterConfig};
     use super::*;
     use crate::deliver::RetryPolicy;
 
@@ -715,151 +655,6 @@ mod tests {
             pass(&outbox, Some(&after), &mut Tail::default()),
             [(2, "c".into()), (3, "d".into())]
         );
-    }
-
-    /// What a follower learns of a delivery: its position, offset, id,
-    /// record and payload bytes, and its object's time.
-    type Seen = (
-        Position,
-        u64,
-        String,
-        Vec<u8>,
-        Vec<u8>,
-        Option<chrono::DateTime<Utc>>,
-    );
-
-    fn seen(obj: &DecodedObject, e: &crate::decode::Event, pos: Position) -> Seen {
-        (
-            pos,
-            e.offset,
-            e.delivery_id.clone().unwrap_or_default(),
-            obj.data[e.record.clone()].to_vec(),
-            e.payload.of(&obj.data).to_vec(),
-            obj.object_time,
-        )
-    }
-
-    fn writer(dir: &Path, handoff: super::super::writer::Handoff) -> Arc<ArchiveWriter> {
-        let cfg = WriterConfig {
-            dir: dir.to_owned(),
-            prefix: "p/".into(),
-            stream: "s".into(),
-            // A few records an object: groups fall in several objects.
-            roll_bytes: 600,
-            roll_age: Duration::from_secs(3600),
-            on_complete: None,
-            handoff: vec![handoff],
-        };
-        Arc::new(ArchiveWriter::start(cfg, Arc::new(Metrics::default())).unwrap())
-    }
-
-    async fn write(w: &ArchiveWriter, id: &str) {
-        let line = line(id);
-        let event = crate::decode::check_record(&line).unwrap();
-        w.write(line, event).await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_writer_hands_over_what_a_follower_would_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let (handoff, handed) = super::super::writer::handoff();
-        let w = writer(dir.path(), handoff);
-        // One at a time (a group each: objects roll every few), then many
-        // at once (group commits of several).
-        for i in 0..10 {
-            write(&w, &format!("one-{i}")).await;
-        }
-        let tasks: Vec<_> = (0..40)
-            .map(|i| {
-                let w = w.clone();
-                tokio::spawn(async move { write(&w, &format!("many-{i}")).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        w.close().await;
-
-        let outbox = Outbox {
-            dir: dir.path().to_owned(),
-            prefix: "p/".into(),
-        };
-        let mut read = Vec::new();
-        outbox
-            .each_after(None, &mut Tail::default(), |obj, e, pos| {
-                read.push(seen(obj, e, pos));
-                Ok::<_, crate::source::SourceError>(())
-            })
-            .unwrap();
-        let mut given = Vec::new();
-        let mut tail = Tail::default();
-        let found = Outbox::each_handed(&handed, None, &mut tail, |obj, e, pos| {
-            given.push(seen(obj, e, pos));
-            Ok::<_, ()>(())
-        })
-        .unwrap();
-        assert_eq!(found, Handover::Followed);
-        assert_eq!(read.len(), 50);
-        assert!(
-            read.iter()
-                .map(|s| &s.0.object)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                >= 3,
-            "several objects"
-        );
-        assert_eq!(given, read, "the same deliveries, positions and bytes");
-        let last = &read[read.len() - 1].0;
-        let length = std::fs::metadata(dir.path().join(&last.object))
-            .unwrap()
-            .len();
-        assert_eq!(
-            (&tail.key, tail.offset, tail.events),
-            (&last.object, length, last.index + 1),
-            "a pass after the hand-off reads on from the end of what was handed over"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_follower_that_misses_a_group_reads_the_objects_from_its_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let (handoff, handed) = super::super::writer::handoff_bounded(2, usize::MAX);
-        let w = writer(dir.path(), handoff);
-        // Two groups are held; the next two are dropped.
-        for id in ["a", "b", "c", "d"] {
-            write(&w, id).await;
-        }
-        let mut tail = Tail::default();
-        let mut given = Vec::new();
-        let mut take = |after: Option<&Position>, tail: &mut Tail| {
-            Outbox::each_handed(&handed, after, tail, |_, e, _| {
-                given.push(e.delivery_id.clone().unwrap_or_default());
-                Ok::<_, ()>(())
-            })
-            .unwrap()
-        };
-        assert_eq!(take(None, &mut tail), Handover::Followed);
-        write(&w, "e").await;
-        let b = Position {
-            object: tail.key.clone(),
-            index: 1,
-        };
-        assert_eq!(
-            take(Some(&b), &mut tail),
-            Handover::Missed,
-            "e's group names d before it, which was never handed over"
-        );
-        assert_eq!(given, ["a", "b"]);
-        let outbox = Outbox {
-            dir: dir.path().to_owned(),
-            prefix: "p/".into(),
-        };
-        let rest: Vec<String> = pass(&outbox, Some(&b), &mut tail)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        assert_eq!(rest, ["c", "d", "e"], "read back from b's tail on");
-        w.close().await;
     }
 
     fn base() -> TargetOptions {

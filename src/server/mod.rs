@@ -148,7 +148,7 @@ async fn webhook(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Ok(Err(e)) => return reject(&s, StatusCode::BAD_REQUEST, "bad_body", &e.body_text()),
     };
     match admit(&s.auth, &headers, &body, Utc::now()) {
-        Ok(admitted) => archive(s, admitted).await,
+        Ok((record, line)) => archive(s, record, line).await,
         Err(r) => reject(&s, r.status, r.reason, &r.message),
     }
 }
@@ -172,27 +172,15 @@ impl Rejection {
     }
 }
 
-/// A request that passed every check: what is archived.
-#[derive(Debug)]
-pub struct Admitted {
-    pub record: Record,
-    /// Its archive line.
-    pub line: Vec<u8>,
-    /// What the read path reads the line back as (ranges within `line`):
-    /// handed to followers with the line, so that they need not read it
-    /// back ([`writer::Handoff`]).
-    pub event: crate::decode::Event,
-}
-
 /// Everything `serve` checks about a request whose body has arrived, with
 /// no I/O: the signature, the headers, the content type, and that the read
-/// path reads the record back.
+/// path reads the record back. Gives the record and its archive line.
 pub fn admit(
     auth: &Auth,
     headers: &HeaderMap,
     body: &[u8],
     received_at: chrono::DateTime<Utc>,
-) -> Result<Admitted, Rejection> {
+) -> Result<(Record, Vec<u8>), Rejection> {
     if let Auth::Secrets {
         secrets,
         allow_sha1,
@@ -255,27 +243,18 @@ pub fn admit(
     // Acknowledge only what the read path reads back: an acknowledged
     // delivery that cannot be replayed is lost all the same.
     let line = record.to_json_line();
-    match crate::decode::check_record(&line) {
-        Ok(event) => Ok(Admitted {
-            record,
-            line,
-            event,
-        }),
-        Err(why) => Err(Rejection::new(
+    if let Err(why) = crate::decode::check_record(&line) {
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
             format!("the payload cannot be archived as a readable record: {why}"),
-        )),
+        ));
     }
+    Ok((record, line))
 }
 
 /// Archives a delivery once, however many times it arrives.
-async fn archive(s: Arc<AppState>, admitted: Admitted) -> Response {
-    let Admitted {
-        record,
-        line,
-        event,
-    } = admitted;
+async fn archive(s: Arc<AppState>, record: Record, line: Vec<u8>) -> Response {
     let ok = |status: &str| {
         reply(
             StatusCode::OK,
@@ -302,9 +281,9 @@ async fn archive(s: Arc<AppState>, admitted: Admitted) -> Response {
                 // still be settled, or every redelivery of the id would
                 // wait for an outcome that never comes.
                 let task = {
-                    let (s, at) = (s.clone(), record.received_at);
+                    let (s, line, at) = (s.clone(), line.clone(), record.received_at);
                     tokio::spawn(async move {
-                        let result = s.writer.write(line, event).await;
+                        let result = s.writer.write(line).await;
                         s.index.finish(writing, result.is_ok());
                         if result.is_ok() {
                             Metrics::inc(&s.metrics.archived);

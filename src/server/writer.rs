@@ -8,19 +8,11 @@
 //! (the reader detects gzip or not), so a crash can only leave an incomplete
 //! last record, which the reader reports and skips; the body checksum
 //! catches anything else. After a restart a new object is always started.
-//!
-//! After each group commit the writer hands the group to the followers that
-//! asked ([`Handoff`]): its bytes and the events the receiver already read
-//! from them, placed as in the object, so that a follower need not read
-//! back and decode what was just written. The hand-off never waits: a
-//! follower that falls behind misses groups, sees the gap (each group names
-//! the record before it) and reads the archive instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -28,8 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
 use crate::archive;
-use crate::decode::{DecodedObject, Event};
-use crate::model::Position;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -45,90 +35,6 @@ pub struct WriterConfig {
     /// Told the path of each object once it is complete (rolled over, or
     /// closed at shutdown): the S3 uploader.
     pub on_complete: Option<mpsc::UnboundedSender<PathBuf>>,
-    /// Given each group once it is durable (the dashboard's database).
-    pub handoff: Vec<Handoff>,
-}
-
-/// One group commit, as a follower reading the object back would decode
-/// it: `records.data` holds the group's bytes, `records.events` are numbered
-/// and placed as in the object (`index`, `offset` from the object's start;
-/// ranges within `data`).
-#[derive(Debug, Clone)]
-pub struct Written {
-    /// The last record the writer wrote before this group, since it started
-    /// (`None` for its first group): a follower that is not at or past it
-    /// has missed a group.
-    pub after: Option<Position>,
-    pub records: DecodedObject,
-    /// The object's length after this group.
-    pub end: u64,
-}
-
-/// The writer's side of one follower's hand-off.
-#[derive(Debug, Clone)]
-pub struct Handoff {
-    tx: std_mpsc::SyncSender<Written>,
-    /// Bytes handed over and not yet taken...
-    queued: Arc<AtomicUsize>,
-    /// ...and how many may be.
-    limit: usize,
-}
-
-/// A follower's side of the hand-off.
-#[derive(Debug)]
-pub struct Handed {
-    rx: std_mpsc::Receiver<Written>,
-    queued: Arc<AtomicUsize>,
-}
-
-/// Groups held for one follower, at most...
-const HANDOFF_GROUPS: usize = 1024;
-/// ...and bytes: past either, groups are dropped (the follower reads the
-/// archive instead).
-const HANDOFF_BYTES: usize = 64 << 20;
-
-/// A hand-off from the writer to one follower.
-#[must_use]
-pub fn handoff() -> (Handoff, Handed) {
-    handoff_bounded(HANDOFF_GROUPS, HANDOFF_BYTES)
-}
-
-pub(super) fn handoff_bounded(groups: usize, bytes: usize) -> (Handoff, Handed) {
-    let (tx, rx) = std_mpsc::sync_channel(groups);
-    let queued = Arc::new(AtomicUsize::new(0));
-    (
-        Handoff {
-            tx,
-            queued: queued.clone(),
-            limit: bytes,
-        },
-        Handed { rx, queued },
-    )
-}
-
-impl Handoff {
-    /// Offers a group; never waits.
-    fn offer(&self, w: Written) {
-        let size = w.records.data.len();
-        if self.queued.load(Ordering::Relaxed) + size > self.limit {
-            return;
-        }
-        self.queued.fetch_add(size, Ordering::Relaxed);
-        if self.tx.try_send(w).is_err() {
-            self.queued.fetch_sub(size, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Handed {
-    /// The next group handed over, if one is waiting.
-    #[must_use]
-    pub fn try_next(&self) -> Option<Written> {
-        let w = self.rx.try_recv().ok()?;
-        self.queued
-            .fetch_sub(w.records.data.len(), Ordering::Relaxed);
-        Some(w)
-    }
 }
 
 /// Why a record was not made durable (the delivery is answered 503).
@@ -144,8 +50,6 @@ pub enum WriteError {
 enum Job {
     Write {
         line: Vec<u8>,
-        /// The line as the read path reads it (ranges within `line`).
-        event: Box<Event>,
         done: oneshot::Sender<Result<(), WriteError>>,
     },
     /// Wakes the thread so that an idle object rolls over on time.
@@ -182,16 +86,11 @@ impl ArchiveWriter {
         })
     }
 
-    /// Archives a record, as [`archive::Record::to_json_line`] encodes it,
-    /// with the event [`crate::decode::check_record`] read from it; returns
+    /// Archives a record, as [`archive::Record::to_json_line`] encodes it; returns
     /// once it is durable on disk.
-    pub async fn write(&self, line: Vec<u8>, event: Event) -> Result<(), WriteError> {
+    pub async fn write(&self, line: Vec<u8>) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
-        let job = Job::Write {
-            line,
-            event: Box::new(event),
-            done,
-        };
+        let job = Job::Write { line, done };
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
         wait.await.map_err(|_| WriteError::Stopped)?
     }
@@ -208,32 +107,24 @@ impl ArchiveWriter {
 struct Open {
     file: File,
     path: PathBuf,
-    /// Its archive key, and the time in its name.
-    key: String,
-    time: Option<DateTime<Utc>>,
     created: Instant,
     bytes: u64,
-    records: u32,
 }
 
 fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
     let mut open: Option<Open> = None;
     let mut closing = false;
-    // The last record written, for the hand-off.
-    let mut last: Option<Position> = None;
     while !closing {
         let Some(first) = rx.blocking_recv() else {
             break;
         };
         let mut lines = Vec::new();
-        let mut events = Vec::new();
         let mut acks = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Write { line, event, done } => {
+                Job::Write { line, done } => {
                     lines.push(line);
-                    events.push(*event);
                     acks.push(done);
                 }
                 Job::Tick => {}
@@ -245,23 +136,11 @@ fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
         }
         if !acks.is_empty() {
             let started = Instant::now();
-            let data = lines.concat();
-            let result = append(cfg, &mut open, &data);
+            let result = append(cfg, &mut open, &lines.concat());
             metrics.observe_flush(started.elapsed());
-            match (&result, &mut open) {
-                (Ok(()), Some(o)) => {
-                    let written = place(o, &lines, events, data, last.take());
-                    last = written.records.events.last().map(|e| Position {
-                        object: o.key.clone(),
-                        index: e.index,
-                    });
-                    hand_off(&cfg.handoff, written);
-                }
-                (Ok(()), None) => unreachable!("a write succeeded with no object open"),
-                (Err(e), _) => {
-                    tracing::error!(error = %e, "archive write failed; deliveries answered 503");
-                    abandon(cfg, open.take()); // never append after a failed write
-                }
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "archive write failed; deliveries answered 503");
+                abandon(cfg, open.take()); // never append after a failed write
             }
             for ack in acks {
                 let _ = ack.send(result.clone().map_err(WriteError::Io));
@@ -275,51 +154,6 @@ fn run(cfg: &WriterConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
         }
     }
     complete(cfg, open.take());
-}
-
-/// The group just appended to `o` (`data`, the concatenation of `lines`),
-/// as a follower reading `o` back would decode it; counts its records into
-/// `o`.
-fn place(
-    o: &mut Open,
-    lines: &[Vec<u8>],
-    mut events: Vec<Event>,
-    data: Vec<u8>,
-    after: Option<Position>,
-) -> Written {
-    let start = o.bytes - data.len() as u64;
-    let mut at = 0;
-    for (e, line) in events.iter_mut().zip(lines) {
-        e.move_by(at);
-        e.offset = start + at as u64;
-        e.index = o.records;
-        o.records += 1;
-        at += line.len();
-    }
-    Written {
-        after,
-        records: DecodedObject {
-            key: o.key.clone(),
-            object_time: o.time,
-            compressed_bytes: data.len() as u64,
-            data: data.into(),
-            events,
-            problems: Vec::new(),
-        },
-        end: o.bytes,
-    }
-}
-
-/// Gives a group to each follower that asked (a copy of its events each;
-/// the bytes are shared).
-fn hand_off(handoff: &[Handoff], written: Written) {
-    let Some((last, rest)) = handoff.split_last() else {
-        return;
-    };
-    for h in rest {
-        h.offer(written.clone());
-    }
-    last.offer(written);
 }
 
 /// Hands a finished object to whoever uploads it.
@@ -382,11 +216,6 @@ fn create_object(cfg: &WriterConfig, now: DateTime<Utc>) -> io::Result<Open> {
         )
     );
     let path = cfg.dir.join(&key);
-    let time = key
-        .rsplit('/')
-        .next()
-        .and_then(archive::parse_object_name)
-        .map(|n| n.written_at);
     let parent = path.parent().unwrap_or(&cfg.dir).to_owned();
     create_dirs_durably(&parent)?;
     let file = OpenOptions::new()
@@ -398,11 +227,8 @@ fn create_object(cfg: &WriterConfig, now: DateTime<Utc>) -> io::Result<Open> {
     Ok(Open {
         file,
         path,
-        key,
-        time,
         created: Instant::now(),
         bytes: 0,
-        records: 0,
     })
 }
 
@@ -441,7 +267,6 @@ mod tests {
             roll_bytes: 1,
             roll_age: Duration::from_secs(1),
             on_complete: None,
-            handoff: Vec::new(),
         };
         let now = Utc::now();
         let paths: Vec<PathBuf> = (0..50)

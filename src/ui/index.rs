@@ -28,8 +28,7 @@ use crate::db::{Database, DbError, TABLE};
 use crate::decode::{DecodeOptions, DecodedObject, Event};
 use crate::filter::privacy;
 use crate::model::{ArchiveLocation, Dedupe, Position, Selection, TimeRange};
-use crate::server::forward::{Handover, Outbox, Progress, Tail};
-use crate::server::writer::Handed;
+use crate::server::forward::{Outbox, Progress, Tail};
 use crate::server::Wake;
 use crate::sink::database::{self, Row};
 use crate::sink::{Sink, SinkError};
@@ -121,12 +120,6 @@ impl Indexer {
         self.watermark.as_ref()
     }
 
-    /// The last position taken (committed or not).
-    #[must_use]
-    pub fn position(&self) -> Option<&Position> {
-        self.last.as_ref().or(self.watermark.as_ref())
-    }
-
     /// When the newest delivery indexed was received.
     #[must_use]
     pub fn newest(&self) -> Option<DateTime<Utc>> {
@@ -193,9 +186,16 @@ impl Indexer {
         // delivery archived twice) fails as a whole, and goes again through
         // the staging table, which skips that row. So the common case costs
         // one copy of each row, not three.
-        let result = self
-            .commit(&last, Insert::Direct)
-            .or_else(|_| self.commit(&last, Insert::SkippingKnownKeys));
+        let started = std::time::Instant::now();
+        let result = self.commit(&last, Insert::Direct).or_else(|e| {
+            tracing::debug!(error = %e, "a batch holds a key already indexed; through the staging table");
+            self.commit(&last, Insert::SkippingKnownKeys)
+        });
+        tracing::debug!(
+            rows = self.rows.len(),
+            ms = started.elapsed().as_millis(),
+            "dashboard batch committed"
+        );
         self.rows.clear();
         self.bytes = 0;
         let added = match result {
@@ -247,16 +247,13 @@ impl Sink for Indexer {
 }
 
 /// Where the dashboard's history comes from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sources {
     /// The archive, read once at start to catch up.
     pub archive: ArchiveLocation,
     pub endpoint_url: Option<String>,
-    /// The writer's objects, followed from then on...
+    /// The writer's objects, followed from then on.
     pub outbox: Outbox,
-    /// ...and what it hands over, when it does (then the objects are read
-    /// only when a group was missed).
-    pub handed: Option<Handed>,
     /// How far back a new file is filled.
     pub history: chrono::TimeDelta,
 }
@@ -387,6 +384,7 @@ fn follow(
     if let Some(t) = indexer.newest() {
         on_delivery(t);
     }
+    // Nothing older than the history, whatever the watermark says.
     let floor = Position {
         object: format!(
             "{}{}",
@@ -396,26 +394,27 @@ fn follow(
         index: 0,
     };
     let mut tail = Tail::default();
-    // The first look reads the objects (what was archived before this
-    // process, or during the catch-up); then what the writer hands over.
-    let mut read_archive = true;
     loop {
         let started = std::time::Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
-        let look = look(
-            &mut indexer,
-            &sources.outbox,
-            sources.handed.as_ref(),
-            &floor,
-            &mut tail,
-            read_archive || stopping,
-        );
-        read_archive = look.is_err();
-        match look {
+        let after = indexer.watermark().cloned().max(Some(floor.clone()));
+        let pass = sources
+            .outbox
+            .each_after(after.as_ref(), &mut tail, |obj, e, pos| {
+                indexer.add(obj, e, pos, privacy::event_is_public(e));
+                if indexer.full() {
+                    indexer.flush().map_err(PassError::Db)?;
+                }
+                Ok::<_, PassError>(())
+            });
+        let pass = pass.and_then(|()| indexer.flush().map_err(PassError::Db));
+        if pass.is_err() {
+            // What was not committed is read again, from whole objects.
+            tail = Tail::default();
+        }
+        match pass {
             Ok(()) => progress.set(PROGRESS_NAME, indexer.watermark().cloned()),
             Err(e) => {
-                // What was not committed is read again, from whole objects.
-                tail = Tail::default();
                 tracing::warn!(error = %e, "indexing for the dashboard failed; retrying");
             }
         }
@@ -429,54 +428,6 @@ fn follow(
             }
         }
     }
-}
-
-/// Indexes what was archived since the last look, and commits it: the
-/// groups the writer handed over, else (nothing handed over, a group missed,
-/// or `read_archive`) the writer's objects past the indexer's position.
-fn look(
-    indexer: &mut Indexer,
-    outbox: &Outbox,
-    handed: Option<&Handed>,
-    floor: &Position,
-    tail: &mut Tail,
-    read_archive: bool,
-) -> Result<(), PassError> {
-    fn add(
-        indexer: &mut Indexer,
-        obj: &DecodedObject,
-        e: &Event,
-        pos: Position,
-    ) -> Result<(), PassError> {
-        indexer.add(obj, e, pos, privacy::event_is_public(e));
-        if indexer.full() {
-            indexer.flush().map_err(PassError::Db)?;
-        }
-        Ok(())
-    }
-    let pass = |indexer: &mut Indexer, tail: &mut Tail| {
-        // Nothing older than the history, whatever the watermark says.
-        let after = indexer.position().cloned().max(Some(floor.clone()));
-        outbox.each_after(after.as_ref(), tail, |obj, e, pos| {
-            add(indexer, obj, e, pos)
-        })
-    };
-    if read_archive {
-        pass(indexer, tail)?;
-    }
-    let found = match handed {
-        Some(h) => {
-            let after = indexer.position().cloned();
-            Outbox::each_handed(h, after.as_ref(), tail, |obj, e, pos| {
-                add(indexer, obj, e, pos)
-            })?
-        }
-        None => Handover::Nothing,
-    };
-    if found == Handover::Missed || (found == Handover::Nothing && !read_archive) {
-        pass(indexer, tail)?;
-    }
-    indexer.flush().map_err(PassError::Db)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -168,9 +168,10 @@ fn rows(db: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Under a burst the writer commits deliveries in groups and hands each
-/// group to the dashboard's indexer (it does not read them back): every
-/// delivery is indexed once, as `load` reads it from the archive.
+/// Under a burst the writer commits deliveries in groups while the
+/// dashboard's follower reads each object on from where its last pass
+/// stopped (records numbered on from the count before): every delivery is
+/// indexed once, as `load` reads it from the archive.
 #[test]
 fn a_burst_of_deliveries_is_indexed_once_each_as_load_reads_it() {
     let dir = tempfile::tempdir().unwrap();
