@@ -5,6 +5,12 @@ use ghreplay::cli::Cli;
 use ghreplay::commands::{self, EXIT_ERROR};
 use tracing_subscriber::EnvFilter;
 
+/// With DuckDB linked, jemalloc for the whole process, DuckDB's C++ included
+/// (see Cargo.toml and .cargo/config.toml for why and how it is set up).
+#[cfg(all(feature = "duckdb", target_os = "linux"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // aws_config warns at length when it looks for a region or credentials
