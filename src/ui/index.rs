@@ -66,7 +66,7 @@ pub const PROGRESS_NAME: &str = "dashboard";
 /// comes first: with a thread per core DuckDB's workers took cores from the
 /// handlers under load (and its client thread spun waiting on them), while
 /// the dashboard's appends and page queries gain little from a second
-/// thread (`benches/ui.sh`: ingest with the dashboard on 5 to 7% faster).
+/// thread (`benches/ui.sh`: ingest with the dashboard on 10 to 20% faster).
 const UI_THREADS: u32 = 1;
 
 /// Opens (making it if need be) the UI database for writing.
@@ -196,7 +196,7 @@ impl Indexer {
         // one copy of each row, not three.
         let started = std::time::Instant::now();
         let result = self.commit(&last, Insert::Direct).or_else(|e| {
-            tracing::debug!(error = %e, "a batch holds a key already indexed; through the staging table");
+            tracing::debug!(error = %e, "a batch holds a key already indexed; it goes through the staging table");
             self.commit(&last, Insert::SkippingKnownKeys)
         });
         tracing::debug!(
