@@ -148,8 +148,8 @@ fn releases_appear_live_are_escaped_and_survive_a_restart() {
     }
 }
 
-/// Rows of `deliveries` in `db` as (key, object, record, payload digest,
-/// headers, time), in key order, through `ghreplay query`.
+/// Rows of `deliveries` in `db` (key, delivery id, object, record, payload
+/// digest, headers, time, verdict), in key order, through `ghreplay query`.
 fn rows(db: &Path) -> Vec<Value> {
     let out = common::run(&[
         "query",
@@ -161,11 +161,7 @@ fn rows(db: &Path) -> Vec<Value> {
          headers, received_at, public FROM deliveries ORDER BY row_key",
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::ndjson(&out)
 }
 
 /// Under a burst the writer commits deliveries in groups while the
