@@ -93,7 +93,7 @@ ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
 # A wrk script posting the JSON payload in file $1, compacted and signed with
 # secret $2, as `issues` deliveries, each with its own delivery id.
 wrk_post_script() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${3:-issues}" <<'PY'
 import hashlib, hmac, json, sys
 body = json.dumps(json.load(open(sys.argv[1])), separators=(",", ":"))
 sig = "sha256=" + hmac.new(sys.argv[2].encode(), body.encode(), hashlib.sha256).hexdigest()
@@ -105,7 +105,7 @@ print(f"""
   wrk.method = "POST"
   wrk.body = {json.dumps(body)}
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["X-GitHub-Event"] = "issues"
+  wrk.headers["X-GitHub-Event"] = "{sys.argv[3]}"
   wrk.headers["X-Hub-Signature-256"] = "{sig}"
   function request()
     counter = counter + 1

@@ -13,7 +13,9 @@
 #           its feed: time from the 200 to the row on the feed, 10 times.
 #   ingest: wrk posting signed deliveries to `serve` with the dashboard on,
 #           against the same without it (as benches/serve.sh), alternating,
-#           ROUNDS (default 3) of each; medians.
+#           ROUNDS (default 3) of each; medians. `issues` deliveries, or
+#           with UI_INGEST_EVENT=release releases (whose payloads the
+#           dashboard's file keeps: its costliest case).
 #   bash benches/ui.sh [EVENTS] [SECONDS]   (defaults 1000000, 10)
 #   UI_PARTS="ingest" bash benches/ui.sh   runs only some of pages, live, ingest
 # Builds a release binary with DuckDB: from cold that is most of an hour.
@@ -132,8 +134,16 @@ stop_serve
 fi
 
 want ingest || exit 0
-# Signed ~10 KB issues deliveries with their own ids, as benches/serve.sh.
-wrk_post_script ../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json "$secret" > "$work/post.lua"
+# Signed ~10 KB issues deliveries with their own ids, as benches/serve.sh (the
+# dashboard keeps no payload but a release's); UI_INGEST_EVENT=release posts
+# releases instead, its costliest case.
+ingest_event="${UI_INGEST_EVENT:-issues}"
+case "$ingest_event" in
+  issues) ingest_payload=../shared/fixtures/payloads/issues/unlabeled.with-organization.payload.json ;;
+  release) ingest_payload=../shared/fixtures/payloads/release/published.payload.json ;;
+  *) echo "ui.sh: UI_INGEST_EVENT is issues or release" >&2; exit 2 ;;
+esac
+wrk_post_script "$ingest_payload" "$secret" "$ingest_event" > "$work/post.lua"
 rate() { awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 ingest() { wrk -t2 -c32 -d"${secs}s" -s "$work/post.lua" "http://$addr/webhook" | rate; }
 # The machine's rate drifts from run to run by more than the dashboard costs:
@@ -153,7 +163,7 @@ done
 plain=$(printf '%s\n' "${plains[@]}" | median)
 with_ui=$(printf '%s\n' "${uis[@]}" | median)
 echo
-echo "### Ingest with the dashboard on (wrk, 32 connections, ${secs} s each, ${ROUNDS:-3} rounds alternating)"
+echo "### Ingest with the dashboard on ($ingest_event deliveries; wrk, 32 connections, ${secs} s each, ${ROUNDS:-3} rounds alternating)"
 echo
 echo "| serve | requests/s, each round | median |"
 echo "|---|---|---|"

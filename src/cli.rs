@@ -93,7 +93,8 @@ pub enum Command {
     /// Serve the dashboard's pages (releases, activity, a searchable
     /// delivery log) over a database made by `load`, read-only: for an
     /// analyst with a laptop. `serve --ui-listen` serves the same pages
-    /// live, beside the receiver.
+    /// live, beside the receiver. Over the file `serve --ui-listen` keeps,
+    /// give --archive too: a delivery's page reads its payload from there.
     #[cfg(feature = "duckdb")]
     Ui(UiArgs),
     /// Write the archive as Parquet partitioned by hour (dt=YYYY-MM-DD/hour=HH/),
@@ -562,7 +563,9 @@ pub struct ServeArgs {
     pub ui_listen: Option<String>,
     /// The dashboard's DuckDB file, kept up to date with the archive
     /// [default: ghreplay-ui.duckdb in --spool]. Not a file `load` writes
-    /// (one process writes a DuckDB file at a time).
+    /// (one process writes a DuckDB file at a time). It keeps the payloads
+    /// of releases; a delivery's page reads any other payload from the
+    /// archive.
     #[cfg(feature = "duckdb")]
     #[arg(long, value_name = "FILE", help_heading = "Dashboard")]
     pub ui_db: Option<std::path::PathBuf>,

@@ -27,6 +27,7 @@ mod enabled {
     use tokio::sync::{broadcast, watch};
 
     use super::{Arc, Archive, Auth, Metrics, Progress, ServeArgs, Wake};
+    use crate::ui::archived::Archived;
     use crate::ui::index::{self, Follower, Indexer, Sources};
     use crate::ui::{self, Live, Ui};
 
@@ -108,7 +109,12 @@ mod enabled {
                 }),
                 format!("receiving · archive {archive}"),
                 self.access,
-            )?;
+            )?
+            .with_archive(Archived::new(
+                archive.clone(),
+                endpoint_url.map(str::to_owned),
+                Some(outbox.dir.clone()),
+            ));
             let sources = Sources {
                 archive: archive.clone(),
                 endpoint_url: endpoint_url.map(str::to_owned),

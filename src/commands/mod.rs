@@ -184,6 +184,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Snowflake(cmd) => snowflake::run(&cli.global, &cmd).await,
         Command::Audit(args) => audit::run(&cli.global, &args).await,
         #[cfg(feature = "duckdb")]
-        Command::Ui(args) => ui::run(&args).await,
+        Command::Ui(args) => ui::run(&cli.global, &args).await,
     }
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::Outcome;
-use crate::cli::{UiAccessArgs, UiArgs};
+use crate::cli::{GlobalArgs, UiAccessArgs, UiArgs};
 use crate::db::Database;
+use crate::model::ArchiveLocation;
 use crate::signature;
+use crate::ui::archived::Archived;
 use crate::ui::{self, Ui};
 
-pub async fn run(args: &UiArgs) -> anyhow::Result<Outcome> {
+pub async fn run(global: &GlobalArgs, args: &UiArgs) -> anyhow::Result<Outcome> {
     if !args.db.exists() {
         anyhow::bail!(
             "{}: no such database; make one with `ghreplay --archive ARCHIVE load --db {}` (or run `serve --ui-listen` for live pages)",
@@ -43,6 +45,16 @@ pub async fn run(args: &UiArgs) -> anyhow::Result<Outcome> {
         source,
         access,
     )?;
+    // A file made by `serve --ui-listen` leaves most payloads in the
+    // archive: read them there when it is named.
+    let pages = match &global.archive {
+        Some(archive) => pages.with_archive(Archived::new(
+            ArchiveLocation::parse(archive)?,
+            global.endpoint_url.clone(),
+            None,
+        )),
+        None => pages,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     eprintln!(
         "ghreplay ui: dashboard on {} ({} read-only); Ctrl-C stops",

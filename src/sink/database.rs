@@ -58,13 +58,35 @@ pub struct Row {
     object_key: String,
     record_index: u32,
     shape: &'static str,
-    payload: String,
+    /// `None` only in a row made [`Row::without_body`].
+    payload: Option<String>,
     headers: Option<String>,
     raw_body: Option<Vec<u8>>,
 }
 
 impl From<RowView<'_>> for Row {
     fn from(v: RowView<'_>) -> Self {
+        Row::from_view(v, true)
+    }
+}
+
+impl Row {
+    /// The row of a kept event.
+    #[must_use]
+    pub fn new(obj: &DecodedObject, e: &Event, public: bool) -> Self {
+        RowView::new(obj, e, public).into()
+    }
+
+    /// The row of a kept event with its payload and raw body left out
+    /// (NULL), for a table that reads them back from the archive at
+    /// `object_key` and `record_index` when it needs them: the
+    /// dashboard's (`ui::index`).
+    #[must_use]
+    pub fn without_body(obj: &DecodedObject, e: &Event, public: bool) -> Self {
+        Row::from_view(RowView::new(obj, e, public), false)
+    }
+
+    fn from_view(v: RowView<'_>, with_body: bool) -> Self {
         let owned = |s: Option<&str>| s.map(str::to_owned);
         Row {
             key: v.key,
@@ -81,18 +103,10 @@ impl From<RowView<'_>> for Row {
             object_key: v.object_key.to_owned(),
             record_index: v.record_index,
             shape: v.shape,
-            payload: v.payload.to_owned(),
+            payload: with_body.then(|| v.payload.to_owned()),
             headers: owned(v.headers),
-            raw_body: v.raw_body.map(<[u8]>::to_vec),
+            raw_body: v.raw_body.filter(|_| with_body).map(<[u8]>::to_vec),
         }
-    }
-}
-
-impl Row {
-    /// The row of a kept event.
-    #[must_use]
-    pub fn new(obj: &DecodedObject, e: &Event, public: bool) -> Self {
-        RowView::new(obj, e, public).into()
     }
 
     #[must_use]
@@ -115,7 +129,7 @@ impl Row {
     /// What it weighs in a batch: its payload and body.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.payload.len() + self.raw_body.as_ref().map_or(0, Vec::len)
+        self.payload.as_ref().map_or(0, String::len) + self.raw_body.as_ref().map_or(0, Vec::len)
     }
 }
 

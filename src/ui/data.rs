@@ -306,18 +306,30 @@ pub struct DeliveryDetail {
     pub row: DeliveryRow,
     /// The kept request headers as a JSON object (ghreplay's records).
     pub headers: Option<String>,
-    pub payload: String,
-    /// The body as received where it is not the payload's bytes.
-    pub raw_body: Option<Vec<u8>>,
+    /// `Err` says why it is not here: [`IN_ARCHIVE`] where the row keeps
+    /// it only in the archive (the dashboard's own database, for all but
+    /// releases), read from there by [`super::archived`].
+    pub body: Result<Body, String>,
     pub object_key: String,
     pub record_index: u32,
     pub shape: String,
 }
 
-impl DeliveryDetail {
+/// What [`DeliveryDetail::body`] says of a row whose payload is NULL.
+pub const IN_ARCHIVE: &str = "this database keeps it only in the archive";
+
+/// A delivery's payload, and the body as received where it is not the
+/// payload's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub payload: String,
+    pub raw_body: Option<Vec<u8>>,
+}
+
+impl Body {
     /// The bytes GitHub signed.
     #[must_use]
-    pub fn body(&self) -> &[u8] {
+    pub fn signed(&self) -> &[u8] {
         self.raw_body.as_deref().unwrap_or(self.payload.as_bytes())
     }
 }
@@ -342,11 +354,17 @@ pub fn delivery(
     );
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query_map([key], |r| {
+        let payload: Option<String> = r.get(9)?;
         Ok(DeliveryDetail {
             row: delivery_row(r)?,
-            payload: r.get(9)?,
             headers: r.get(10)?,
-            raw_body: r.get(11)?,
+            body: match payload {
+                Some(payload) => Ok(Body {
+                    payload,
+                    raw_body: r.get(11)?,
+                }),
+                None => Err(IN_ARCHIVE.to_owned()),
+            },
             object_key: r.get(12)?,
             record_index: r.get(13)?,
             shape: r.get(14)?,

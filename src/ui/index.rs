@@ -34,12 +34,21 @@ use crate::sink::database::{self, Row};
 use crate::sink::{Sink, SinkError};
 use crate::source::{self, Store};
 
-/// The UI's own table, the watermark. (Files made before the staging table
-/// was temporary hold one of their own: it goes.)
+/// The UI's own table, the watermark; and `payload` may be NULL (see
+/// [`PAYLOAD_KEPT_FOR`]). (Files made before the staging table was
+/// temporary hold one of their own: it goes.)
 const UI_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ui_watermark (object_key VARCHAR NOT NULL, record_index INTEGER NOT NULL);
+ALTER TABLE deliveries ALTER COLUMN payload DROP NOT NULL;
 DROP TABLE IF EXISTS ui_staging;
 ";
+
+/// The events whose payload (and raw body) a row here keeps: the Releases
+/// page's columns are read from it. Every other delivery's payload, most of
+/// a row's bytes, stays only in the archive, where its delivery page reads
+/// it ([`super::archived`]): a payload appended to DuckDB costs more than
+/// receiving it did, and releases are few.
+const PAYLOAD_KEPT_FOR: &[&str] = &["release"];
 
 /// Where a batch goes when it holds a key already in `deliveries`
 /// ([`database::insert_new`]).
@@ -141,7 +150,11 @@ impl Indexer {
         {
             return;
         }
-        let row = Row::new(obj, e, public);
+        let row = if PAYLOAD_KEPT_FOR.contains(&e.event.as_str()) {
+            Row::new(obj, e, public)
+        } else {
+            Row::without_body(obj, e, public)
+        };
         self.bytes += row.bytes();
         self.rows.push(row);
         self.last = Some(pos);

@@ -7,8 +7,11 @@
 //! indexed (server-sent events); `ghreplay ui --db FILE` serves the same
 //! pages over a file made by `load`, read-only, without the live parts.
 //! [`auth`] decides who may look; [`pages`] is all the HTML; [`data`] all
-//! the SQL. Everything the browser loads comes from this binary.
+//! the SQL; [`archived`] reads back from the archive the payloads that the
+//! server's own file leaves there. Everything the browser loads comes from
+//! this binary.
 
+pub mod archived;
 pub mod auth;
 pub mod data;
 pub mod index;
@@ -66,6 +69,8 @@ pub struct Ui {
     pub public_only: bool,
     /// Webhook secrets, to re-verify signatures (none: "not checked").
     pub secrets: Vec<Secret>,
+    /// Where payloads that the database leaves in the archive are read.
+    archived: Option<archived::Archived>,
     pub live: Option<Live>,
     /// What the header says the pages show.
     pub source: String,
@@ -92,10 +97,20 @@ impl Ui {
             with_headers,
             public_only,
             secrets,
+            archived: None,
             live,
             source,
             access,
         })
+    }
+
+    /// Reads from `archived` the payloads the database does not keep.
+    #[must_use]
+    pub fn with_archive(self, archived: archived::Archived) -> Self {
+        Self {
+            archived: Some(archived),
+            ..self
+        }
     }
 
     fn reader(&self) -> Result<Connection, DbError> {
@@ -297,7 +312,18 @@ async fn delivery(State(ui): State<Arc<Ui>>, Query(k): Query<KeyParam>) -> Respo
     })
     .await
     {
-        Ok(Some(d)) => pages::delivery(&ui, &d),
+        Ok(Some(mut d)) => {
+            if d.body.as_ref().is_err_and(|why| why == data::IN_ARCHIVE) {
+                d.body = match &ui.archived {
+                    Some(a) => a.body(&d.object_key, d.record_index, &d.row.key).await,
+                    None => Err(format!(
+                        "{} (give --archive to read it from there)",
+                        data::IN_ARCHIVE
+                    )),
+                };
+            }
+            pages::delivery(&ui, &d)
+        }
         Ok(None) => pages::error(
             StatusCode::NOT_FOUND,
             &format!("no delivery {:?} here", k.key),

@@ -8,7 +8,9 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use super::data::{Activity, DeliveryDetail, DeliveryRow, DeliverySearch, Release, ReleaseFilter};
+use super::data::{
+    Activity, Body, DeliveryDetail, DeliveryRow, DeliverySearch, Release, ReleaseFilter,
+};
 use super::{pretty, Ui, ACTIVITY_HOURS, QUIET_WARNING};
 use crate::signature::{self, Secret};
 
@@ -427,11 +429,13 @@ pub enum Verdict {
     NotChecked,
     /// The record's shape keeps no headers (Mozilla's, cztack's).
     NotKept,
+    /// The body could not be read to check it against.
+    NoBody,
 }
 
 /// Re-verifies a kept body against its kept signature headers.
 #[must_use]
-pub fn verdict(secrets: &[Secret], headers: Option<&str>, body: &[u8]) -> Verdict {
+pub fn verdict(secrets: &[Secret], headers: Option<&str>, body: Option<&[u8]>) -> Verdict {
     let Some(headers) =
         headers.and_then(|h| serde_json::from_str::<BTreeMap<String, String>>(h).ok())
     else {
@@ -445,6 +449,9 @@ pub fn verdict(secrets: &[Secret], headers: Option<&str>, body: &[u8]) -> Verdic
     if secrets.is_empty() {
         return Verdict::NotChecked;
     }
+    let Some(body) = body else {
+        return Verdict::NoBody;
+    };
     match signature::verify(secrets, body, sig256, sig1, true) {
         Ok(()) => Verdict::Verified,
         Err(e) => Verdict::Failed(e.to_string()),
@@ -456,7 +463,12 @@ pub fn delivery(ui: &Ui, d: &DeliveryDetail) -> Response {
         .headers
         .as_deref()
         .and_then(|h| serde_json::from_str(h).ok());
-    let v = verdict(&ui.secrets, d.headers.as_deref(), d.body());
+    let body = d.body.as_ref();
+    let v = verdict(
+        &ui.secrets,
+        d.headers.as_deref(),
+        body.ok().map(Body::signed),
+    );
     let r = &d.row;
     let id = r.delivery_id.as_deref().unwrap_or(&r.key);
     ok(page(
@@ -477,6 +489,7 @@ pub fn delivery(ui: &Ui, d: &DeliveryDetail) -> Response {
                         Verdict::Unsigned => { span.badge.bad { "unsigned" } " no signature header was received" }
                         Verdict::NotChecked => { span.badge { "not checked" } " no webhook secret at hand (ghreplay ui --secret-file checks)" }
                         Verdict::NotKept => { span.badge { "not kept" } " this record's shape (" (d.shape) ") keeps no headers" }
+                        Verdict::NoBody => { span.badge { "not checked" } " the body could not be read" }
                     }
                 }
                 dt { "In the archive" } dd.mono { (d.object_key) ", record " (d.record_index) " (" (d.shape) ")" }
@@ -493,7 +506,10 @@ pub fn delivery(ui: &Ui, d: &DeliveryDetail) -> Response {
                 None => p.note { "This record's shape keeps no headers." },
             }
             h2 { "Payload" }
-            pre.payload #payload { (pretty::json(&d.payload)) }
+            @match body {
+                Ok(b) => pre.payload #payload { (pretty::json(&b.payload)) },
+                Err(why) => p.note #payload { "Not shown: " (why) "." },
+            }
         },
     ))
 }
@@ -548,17 +564,18 @@ mod tests {
             r#"{{"x-hub-signature-256":"{}"}}"#,
             signature::sign_sha256(b"s3cret", body)
         );
-        assert_eq!(verdict(&secret, Some(&good), body), Verdict::Verified);
+        assert_eq!(verdict(&secret, Some(&good), Some(body)), Verdict::Verified);
+        assert_eq!(verdict(&secret, Some(&good), None), Verdict::NoBody);
         assert!(matches!(
-            verdict(&secret, Some(&good), b"{}"),
+            verdict(&secret, Some(&good), Some(b"{}")),
             Verdict::Failed(_)
         ));
-        assert_eq!(verdict(&[], Some(&good), body), Verdict::NotChecked);
+        assert_eq!(verdict(&[], Some(&good), Some(body)), Verdict::NotChecked);
         assert_eq!(
-            verdict(&secret, Some(r#"{"user-agent":"x"}"#), body),
+            verdict(&secret, Some(r#"{"user-agent":"x"}"#), Some(body)),
             Verdict::Unsigned
         );
-        assert_eq!(verdict(&secret, None, body), Verdict::NotKept);
+        assert_eq!(verdict(&secret, None, Some(body)), Verdict::NotKept);
     }
 
     #[test]

@@ -26,6 +26,26 @@ fn post_release(server: &Server, tag: &str, name: &str) -> String {
     id
 }
 
+/// GitHub's example `issues` payload with our title.
+fn issue(title: &str) -> Vec<u8> {
+    let path = common::shared_payloads().join("issues/labeled.with-organization.payload.json");
+    let mut p: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    p["issue"]["title"] = json!(title);
+    serde_json::to_vec(&p).unwrap()
+}
+
+fn post_issue(server: &Server, title: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = post_delivery(server.port, "issues", &id, &issue(title));
+    assert_eq!(r.status, 200, "{}", r.body);
+    id
+}
+
+/// The HTML of one delivery's page.
+fn delivery_page(ui: u16, key: &str) -> String {
+    http(ui, "GET", &format!("/delivery?key={key}"), &[], b"").body
+}
+
 /// Polls `f` until it is true, or fails after `within`.
 fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -406,10 +426,15 @@ fn the_dashboard_serves_https_with_a_secure_cookie() {
 
 /// `ghreplay ui` on `db` (killed on drop, as a `Server` is), and its port.
 fn start_ui(db: &str, extra: &[&str]) -> (Server, u16) {
+    start_ui_with(db, extra, &[])
+}
+
+fn start_ui_with(db: &str, extra: &[&str], env: &[(&str, String)]) -> (Server, u16) {
     use std::io::BufRead as _;
     let mut child = common::bin()
         .args(["ui", "--db", db, "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -517,7 +542,7 @@ async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
     );
 
     let ui_db = dir.path().join("ui.duckdb");
-    let server = Server::start_with(
+    let mut server = Server::start_with(
         archive.as_ref(),
         &[
             "--spool",
@@ -576,6 +601,70 @@ async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
         Duration::from_secs(10),
         || common::metric(server.port, "ghreplay_upload_backlog") == 0,
     );
+
+    // The file keeps no payload but releases': an issue's page reads it
+    // from the spool while its object is there...
+    let issue = post_issue(&server, "issue-marker-spooled");
+    wait_until("the issue's page", Duration::from_secs(30), || {
+        delivery_page(ui, &issue).contains("issue-marker-spooled")
+    });
+    assert!(delivery_page(ui, &issue).contains("verified"));
+    common::signal(&server.child, "TERM");
+    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    // ...and from S3 under the uploader's key when only S3 has it.
+    let ui_db = ui_db.to_str().unwrap();
+    let (_ui, port) = start_ui_with(ui_db, &["--archive", &archive], &moto.env());
+    let page = delivery_page(port, &issue);
+    assert!(page.contains("issue-marker-spooled"), "{page}");
+}
+
+/// The dashboard's own file keeps the payloads of releases only (they are
+/// few, and the Releases page reads them): any other delivery's page reads
+/// its payload, and checks its signature, from the archive, under `serve`
+/// and under `ghreplay ui --archive`.
+#[test]
+fn other_deliveries_payloads_are_read_from_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let db = dir.path().join("ui.duckdb");
+    let db = db.to_str().unwrap();
+    let mut server = Server::start(&archive, &["--ui-listen", "127.0.0.1:0", "--ui-db", db]);
+    let issue = post_issue(&server, "issue-marker-archived");
+    let release = post_release(&server, "v9.9.9-kept", "Kept");
+    let ui = server.ui_port();
+    wait_until("both to be indexed", Duration::from_secs(20), || {
+        delivery_page(ui, &release).contains("v9.9.9-kept")
+            && delivery_page(ui, &issue).contains("issue-marker-archived")
+    });
+    assert!(delivery_page(ui, &issue).contains("verified"));
+    common::signal(&server.child, "TERM");
+    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+
+    let out = common::run(&[
+        "query",
+        "--db",
+        db,
+        "--format",
+        "json",
+        "SELECT event, payload IS NULL AS left_out, headers IS NULL AS no_headers \
+         FROM deliveries ORDER BY event",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        common::ndjson(&out),
+        [
+            json!({"event": "issues", "left_out": true, "no_headers": false}),
+            json!({"event": "release", "left_out": false, "no_headers": false}),
+        ]
+    );
+
+    let (_ui, port) = start_ui(db, &[]);
+    let page = delivery_page(port, &issue);
+    assert!(!page.contains("issue-marker-archived"), "{page}");
+    assert!(page.contains("give --archive"), "{page}");
+    let (_ui, port) = start_ui(db, &["--archive", archive.to_str().unwrap()]);
+    let page = delivery_page(port, &issue);
+    assert!(page.contains("issue-marker-archived"), "{page}");
 }
 
 #[test]
