@@ -93,8 +93,9 @@ pub enum Command {
     /// Serve the dashboard's pages (releases, activity, a searchable
     /// delivery log) over a database made by `load`, read-only: for an
     /// analyst with a laptop. `serve --ui-listen` serves the same pages
-    /// live, beside the receiver. Over the file `serve --ui-listen` keeps,
-    /// give --archive too: a delivery's page reads its payload from there.
+    /// live, beside the receiver. It also shows the file `serve --ui-listen`
+    /// keeps, which leaves all but releases' payloads in the archive: a
+    /// delivery's page reads them from --archive.
     #[cfg(feature = "duckdb")]
     Ui(UiArgs),
     /// Write the archive as Parquet partitioned by hour (dt=YYYY-MM-DD/hour=HH/),

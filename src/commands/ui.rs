@@ -46,15 +46,12 @@ pub async fn run(global: &GlobalArgs, args: &UiArgs) -> anyhow::Result<Outcome> 
         access,
     )?;
     // A file made by `serve --ui-listen` leaves most payloads in the
-    // archive: read them there when it is named.
-    let pages = match &global.archive {
-        Some(archive) => pages.with_archive(Archived::new(
-            ArchiveLocation::parse(archive)?,
-            global.endpoint_url.clone(),
-            None,
-        )),
-        None => pages,
-    };
+    // archive: a delivery's page reads them there (a `load` file keeps them).
+    let pages = pages.with_archive(Archived::new(
+        ArchiveLocation::parse(global.archive())?,
+        global.endpoint_url.clone(),
+        None,
+    ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     eprintln!(
         "ghreplay ui: dashboard on {} ({} read-only); Ctrl-C stops",

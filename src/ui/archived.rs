@@ -87,7 +87,7 @@ impl Archived {
             }
         }
         Err(format!(
-            "{key} is not in the archive {} (any more)",
+            "{key} is not in the archive {} (is it the one `serve` wrote? an object that expired from it is gone)",
             self.location
         ))
     }

@@ -316,10 +316,7 @@ async fn delivery(State(ui): State<Arc<Ui>>, Query(k): Query<KeyParam>) -> Respo
             if d.body.as_ref().is_err_and(|why| why == data::IN_ARCHIVE) {
                 d.body = match &ui.archived {
                     Some(a) => a.body(&d.object_key, d.record_index, &d.row.key).await,
-                    None => Err(format!(
-                        "{} (give --archive to read it from there)",
-                        data::IN_ARCHIVE
-                    )),
+                    None => Err(data::IN_ARCHIVE.to_owned()),
                 };
             }
             pages::delivery(&ui, &d)

@@ -658,10 +658,11 @@ fn other_deliveries_payloads_are_read_from_the_archive() {
         ]
     );
 
-    let (_ui, port) = start_ui(db, &[]);
+    let elsewhere = dir.path().join("elsewhere");
+    let (_ui, port) = start_ui(db, &["--archive", elsewhere.to_str().unwrap()]);
     let page = delivery_page(port, &issue);
     assert!(!page.contains("issue-marker-archived"), "{page}");
-    assert!(page.contains("give --archive"), "{page}");
+    assert!(page.contains("is not in the archive"), "{page}");
     let (_ui, port) = start_ui(db, &["--archive", archive.to_str().unwrap()]);
     let page = delivery_page(port, &issue);
     assert!(page.contains("issue-marker-archived"), "{page}");
