@@ -281,7 +281,7 @@ async fn archive(s: Arc<AppState>, record: Record, line: Vec<u8>) -> Response {
                 // still be settled, or every redelivery of the id would
                 // wait for an outcome that never comes.
                 let task = {
-                    let (s, line, at) = (s.clone(), line.clone(), record.received_at);
+                    let (s, at) = (s.clone(), record.received_at);
                     tokio::spawn(async move {
                         let result = s.writer.write(line).await;
                         s.index.finish(writing, result.is_ok());
