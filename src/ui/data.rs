@@ -306,17 +306,25 @@ pub struct DeliveryDetail {
     pub row: DeliveryRow,
     /// The kept request headers as a JSON object (ghreplay's records).
     pub headers: Option<String>,
-    /// `Err` says why it is not here: [`IN_ARCHIVE`] where the row keeps
-    /// it only in the archive (the dashboard's own database, for all but
-    /// releases), read from there by [`super::archived`].
-    pub body: Result<Body, String>,
+    /// `Err` says why it is not here: [`Missing::InArchive`] where the row
+    /// keeps it only in the archive (the dashboard's own database, for all
+    /// but releases), read from there by [`super::archived`].
+    pub body: Result<Body, Missing>,
     pub object_key: String,
     pub record_index: u32,
     pub shape: String,
 }
 
-/// What [`DeliveryDetail::body`] says of a row whose payload is NULL.
-pub const IN_ARCHIVE: &str = "this database keeps it only in the archive";
+/// Why a delivery's page has no body to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    /// The row's payload is NULL: not read from the archive (yet).
+    #[error("this database keeps it only in the archive")]
+    InArchive,
+    /// The archive was asked, and could not give it.
+    #[error("{0}")]
+    Unreadable(String),
+}
 
 /// A delivery's payload, and the body as received where it is not the
 /// payload's bytes.
@@ -363,7 +371,7 @@ pub fn delivery(
                     payload,
                     raw_body: r.get(11)?,
                 }),
-                None => Err(IN_ARCHIVE.to_owned()),
+                None => Err(Missing::InArchive),
             },
             object_key: r.get(12)?,
             record_index: r.get(13)?,

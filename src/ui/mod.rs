@@ -313,11 +313,11 @@ async fn delivery(State(ui): State<Arc<Ui>>, Query(k): Query<KeyParam>) -> Respo
     .await
     {
         Ok(Some(mut d)) => {
-            if d.body.as_ref().is_err_and(|why| why == data::IN_ARCHIVE) {
-                d.body = match &ui.archived {
-                    Some(a) => a.body(&d.object_key, d.record_index, &d.row.key).await,
-                    None => Err(data::IN_ARCHIVE.to_owned()),
-                };
+            if let (Err(data::Missing::InArchive), Some(a)) = (&d.body, &ui.archived) {
+                d.body = a
+                    .body(&d.object_key, d.record_index, &d.row.key)
+                    .await
+                    .map_err(data::Missing::Unreadable);
             }
             pages::delivery(&ui, &d)
         }
