@@ -428,14 +428,11 @@ fn follow(
                 }
                 Ok::<_, PassError>(())
             });
-        let pass = pass.and_then(|()| indexer.flush().map_err(PassError::Db));
-        if pass.is_err() {
-            // What was not committed is read again, from whole objects.
-            tail = Tail::default();
-        }
-        match pass {
+        match pass.and_then(|()| indexer.flush().map_err(PassError::Db)) {
             Ok(()) => progress.set(PROGRESS_NAME, indexer.watermark().cloned()),
             Err(e) => {
+                // What was not committed is read again, from whole objects.
+                tail = Tail::default();
                 tracing::warn!(error = %e, "indexing for the dashboard failed; retrying");
             }
         }
