@@ -30,7 +30,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower_service::Service as _;
 
-use super::{Message, Pending, Refusal, SendError, TargetError, Transport};
+use super::{BatchLimits, Message, Pending, Refusal, SendError, TargetError, Transport};
 use crate::decode::{DecodedObject, Event};
 use crate::model::Shape;
 use crate::signature::{sign_sha256, Secret};
@@ -53,6 +53,9 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// Certificate authorities (PEM) to trust besides the system's.
     pub ca_pem: Option<String>,
+    /// The engine's in-flight window (`--confirm-window`), which sets how
+    /// many deliveries one batch posts ([`batch_size`]).
+    pub window: usize,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("sign_secret", &self.sign_secret)
             .field("timeout", &self.timeout)
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "(PEM)"))
+            .field("window", &self.window)
             .finish()
     }
 }
@@ -89,6 +93,22 @@ pub struct HttpMessage {
     body: Bytes,
 }
 
+/// The most deliveries one batch posts.
+const MAX_BATCH: usize = 8;
+
+/// How many deliveries one batch posts, each its own request, all at once.
+///
+/// A batch is one task, one hand-off from the read path and one retry
+/// wrapper for all its requests, paid once instead of per delivery (the
+/// engine's own thread then needs half the CPU; BENCHMARKS.md, Re-send over
+/// HTTP). A batch holds its part of the window until its last answer, so it
+/// is at most a quarter of the window: the other batches keep the window
+/// busy behind a slow answer.
+#[must_use]
+pub fn batch_size(window: usize) -> usize {
+    (window / 4).clamp(1, MAX_BATCH)
+}
+
 /// Posts deliveries to one URL.
 pub struct Http {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -97,6 +117,7 @@ pub struct Http {
     shown: String,
     sign_secret: Option<Secret>,
     timeout: Duration,
+    batch: usize,
 }
 
 impl Http {
@@ -127,6 +148,7 @@ impl Http {
             shown,
             sign_secret: cfg.sign_secret,
             timeout: cfg.timeout,
+            batch: batch_size(cfg.window),
         })
     }
 }
@@ -295,10 +317,37 @@ impl Transport for Http {
         m.body.len()
     }
 
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            messages: self.batch,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// Posts every delivery of the batch at once. The requests are built
+    /// and sent on the batch's own task, not on the engine's thread.
     async fn start(&self, batch: Vec<Arc<HttpMessage>>) -> Pending {
-        let Some(m) = batch.into_iter().next() else {
-            return Box::pin(std::future::ready(Vec::new()));
+        let post = Post {
+            client: self.client.clone(),
+            uri: self.uri.clone(),
+            authorization: self.authorization.clone(),
+            timeout: self.timeout,
         };
+        Box::pin(async move { futures::future::join_all(batch.iter().map(|m| post.send(m))).await })
+    }
+}
+
+/// What posting a delivery needs, owned by a batch's task.
+struct Post {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: Uri,
+    authorization: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl Post {
+    /// Posts one delivery and judges the answer.
+    async fn send(&self, m: &HttpMessage) -> Result<(), SendError> {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone());
@@ -308,42 +357,33 @@ impl Transport for Http {
         if let Some(auth) = &self.authorization {
             req = req.header(AUTHORIZATION, auth);
         }
-        let req = match req.body(Full::new(m.body.clone())) {
-            Ok(r) => r,
-            Err(e) => {
-                return Box::pin(std::future::ready(vec![Err(SendError::Refused(format!(
-                    "cannot build the request: {e}"
-                )))]))
-            }
-        };
-        let sent = self.client.request(req);
+        let req = req
+            .body(Full::new(m.body.clone()))
+            .map_err(|e| SendError::Refused(format!("cannot build the request: {e}")))?;
         let timeout = self.timeout;
-        Box::pin(async move {
-            let verdict = match tokio::time::timeout(timeout, sent).await {
-                Err(_) => Err(SendError::passing_msg(format!(
-                    "no answer within {} s",
-                    timeout.as_secs()
-                ))),
-                Ok(Err(e)) => Err(SendError::passing_msg(crate::aws::causes(&e))),
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    // The answer's first bytes, to say why it refused.
-                    let body = tokio::time::timeout(timeout, resp.into_body().collect())
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .map(http_body_util::Collected::to_bytes)
-                        .unwrap_or_default();
-                    judge(status, retry_after, &body)
-                }
-            };
-            vec![verdict]
-        })
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) => Err(SendError::passing_msg(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(SendError::passing_msg(crate::aws::causes(&e))),
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                // The answer's first bytes, to say why it refused.
+                let body = tokio::time::timeout(timeout, resp.into_body().collect())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(http_body_util::Collected::to_bytes)
+                    .unwrap_or_default();
+                judge(status, retry_after, &body)
+            }
+        }
     }
 }
 
@@ -391,6 +431,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_a_quarter_of_the_window_at_most_and_never_empty() {
+        let sizes: Vec<usize> = [1, 4, 7, 8, 32, 1000].map(batch_size).to_vec();
+        assert_eq!(sizes, [1, 1, 1, 2, 8, 8]);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

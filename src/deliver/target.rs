@@ -131,6 +131,7 @@ pub async fn connect(
                 sign_secret: opts.sign_secret.clone(),
                 timeout: opts.timeout,
                 ca_pem: opts.ca_pem.clone(),
+                window,
             })
             .await?;
             Box::new(Engine::new(http, ledger, window, retry))

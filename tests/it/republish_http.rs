@@ -231,6 +231,18 @@ async fn scripted(script: Arc<Mutex<Script>>) -> (u16, tokio::task::JoinHandle<(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn passing_failures_are_retried_and_final_refusals_listed() {
+    // A window of 4 posts one delivery per batch.
+    retried_and_refused_with_window(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passing_failures_and_refusals_inside_a_batch_are_told_apart() {
+    // A window of 32 posts 8 deliveries per batch: the refused, the
+    // retried and the confirmed share one batch.
+    retried_and_refused_with_window(32).await;
+}
+
+async fn retried_and_refused_with_window(window: usize) {
     let fixture = fixture_archive();
     let all: Vec<String> = ndjson(&run(&["--archive", &fixture, "cat", "-q"]))
         .iter()
@@ -262,7 +274,7 @@ async fn passing_failures_are_retried_and_final_refusals_listed() {
                 "--to",
                 &format!("http://127.0.0.1:{port}/hook"),
                 "--confirm-window",
-                "4",
+                &window.to_string(),
                 "--retry-for",
                 "30s",
                 "--refused-list",
