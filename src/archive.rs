@@ -121,8 +121,13 @@ pub fn guid_bits(id: &str) -> Option<u128> {
     if !is_uuid(id) {
         return None;
     }
-    let hex: String = id.chars().filter(|&c| c != '-').collect();
-    u128::from_str_radix(&hex, 16).ok()
+    // Digit by digit, with no string built: this runs for every event read
+    // (the dedupe set) and every delivery taken (serve's index).
+    id.bytes()
+        .filter(|&b| b != b'-')
+        .try_fold(0u128, |bits, b| {
+            Some(bits << 4 | u128::from(char::from(b).to_digit(16)?))
+        })
 }
 
 /// A delivery id (or any other record key) held compactly for "seen it?"
@@ -302,7 +307,10 @@ mod tests {
         let a = guid_bits("3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5b").unwrap();
         let b = guid_bits("3F2B8C1E-9A4D-4E2F-8B1A-0C9D8E7F6A5B").unwrap();
         assert_eq!(a, b);
+        assert_eq!(a, 0x3f2b_8c1e_9a4d_4e2f_8b1a_0c9d_8e7f_6a5b);
         assert_eq!(guid_bits("delivery-7"), None);
+        assert_eq!(guid_bits("3f2b8c1e-9a4d-4e2f-8b1a-0c9d8e7f6a5g"), None);
+        assert_eq!(guid_bits("3f2b8c1e9-a4d-4e2f-8b1a-0c9d8e7f6a5b"), None);
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl<'a> Scan<'a> {
     /// Skips whitespace. Inlined for the common cases, no whitespace or one
     /// space (after a `:` or `,` in Python's and GitHub's JSON); longer runs
     /// and line breaks take the loop.
-    #[inline(always)]
+    #[inline]
     fn skip_ws(&mut self) {
         match self.data.get(self.pos) {
             Some(b' ') => {
@@ -308,7 +308,7 @@ impl<'a> Scan<'a> {
     /// character goes on in `string_rest`, out of line. Webhook strings are
     /// short (26 bytes on average), so the call and the returned `Result`
     /// that inlining saves were a sixth of the time spent skipping values.
-    #[inline(always)]
+    #[inline]
     fn string(&mut self) -> Result<bool> {
         let data = self.data;
         let mut i = self.pos + 1;

@@ -223,20 +223,25 @@ fn is_signature(name: &str) -> bool {
     name == "x-hub-signature" || name == "x-hub-signature-256"
 }
 
+const X_GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
+const X_GITHUB_DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const OUR_USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("ghreplay/", env!("CARGO_PKG_VERSION")));
+
 impl Http {
+    /// The headers of one delivery. Names and values that are the same for
+    /// every delivery are static: this runs once per delivery sent.
     fn request_headers(
         &self,
         obj: &DecodedObject,
         e: &Event,
         body: &[u8],
     ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-        let mut out: Vec<(HeaderName, HeaderValue)> = Vec::new();
-        let mut push = |name: &str, value: &str| -> Result<(), String> {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("header {name} cannot be sent as it was kept"))?;
-            out.push((name, value));
-            Ok(())
+        let value = |name: &HeaderName, value: &str| {
+            HeaderValue::from_str(value)
+                .map_err(|_| format!("header {name} cannot be sent as it was kept"))
         };
         let kept: Vec<(String, String)> = match (&e.shape, e.headers.as_deref()) {
             (Shape::Ghreplay, Some(h)) => {
@@ -246,33 +251,40 @@ impl Http {
             }
             _ => Vec::new(),
         };
-        let kept_value = |name: &str| {
+        let kept_value = |name: &HeaderName| {
             kept.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
+                .find(|(k, _)| k == name.as_str())
+                .map(|(_, v)| value(name, v))
+                .transpose()
         };
-        push(
-            CONTENT_TYPE.as_str(),
-            kept_value("content-type").unwrap_or("application/json"),
-        )?;
-        let agent = kept_value("user-agent").map_or_else(
-            || format!("ghreplay/{}", env!("CARGO_PKG_VERSION")),
-            str::to_owned,
-        );
-        push(USER_AGENT.as_str(), &agent)?;
-        push("x-github-event", &e.event)?;
-        push("x-github-delivery", &delivery_id(obj, e))?;
-        for (name, value) in &kept {
+        let mut out = Vec::with_capacity(4 + kept.len());
+        out.push((CONTENT_TYPE, kept_value(&CONTENT_TYPE)?.unwrap_or(JSON)));
+        out.push((
+            USER_AGENT,
+            kept_value(&USER_AGENT)?.unwrap_or(OUR_USER_AGENT),
+        ));
+        out.push((X_GITHUB_EVENT, value(&X_GITHUB_EVENT, &e.event)?));
+        out.push((
+            X_GITHUB_DELIVERY,
+            value(&X_GITHUB_DELIVERY, &delivery_id(obj, e))?,
+        ));
+        for (name, v) in &kept {
             if replayed_header(name)
-                && name != "x-github-event"
-                && name != "x-github-delivery"
+                && name != X_GITHUB_EVENT.as_str()
+                && name != X_GITHUB_DELIVERY.as_str()
                 && !(self.sign_secret.is_some() && is_signature(name))
             {
-                push(name, value)?;
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+                let v = value(&name, v)?;
+                out.push((name, v));
             }
         }
         if let Some(secret) = &self.sign_secret {
-            push("x-hub-signature-256", &sign_sha256(secret.expose(), body))?;
+            let signature = sign_sha256(secret.expose(), body);
+            out.push((
+                X_HUB_SIGNATURE_256,
+                value(&X_HUB_SIGNATURE_256, &signature)?,
+            ));
         }
         Ok(out)
     }
