@@ -13,6 +13,16 @@
 //! so one slow answer does not idle the rest of the window. What is
 //! confirmed but not yet settled (behind an older, slower batch) is bounded
 //! separately, by [`SETTLE_SLACK`] windows.
+//!
+//! Who waits for room depends on the wire. For a transport whose wire keeps
+//! archive order ([`Transport::IN_ORDER`], AMQP), the engine's own thread
+//! waits, then starts the batch, so batches leave one after another. For one
+//! whose messages race anyway (concurrent HTTP requests), the batch's task
+//! waits for room and starts itself: room given back goes straight to a
+//! waiting task on a running worker, instead of waking the engine's thread,
+//! which on a busy machine leaves the window part empty until it is
+//! scheduled. Either way, what waits counts as unsettled, so the same
+//! [`SETTLE_SLACK`] bound holds.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use backon::Retryable as _;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::ledger::{DeliveryCounts, Ledger, SETTLE_SLACK};
@@ -87,6 +97,14 @@ struct Flight {
     task: Option<JoinHandle<Outcome>>,
 }
 
+/// Waits for `want` messages' room in the window.
+async fn take_room(room: Arc<Semaphore>, want: u32) -> OwnedSemaphorePermit {
+    let Ok(permit) = room.acquire_many_owned(want).await else {
+        unreachable!("the engine never closes its semaphore")
+    };
+    permit
+}
+
 /// Drives one transport for a run. A [`Sink`], fed in archive order.
 pub struct Engine<T: Transport> {
     rt: Handle,
@@ -151,17 +169,26 @@ impl<T: Transport> Engine<T> {
         } else {
             // A batch larger than the window takes the whole window.
             let want = messages.len().min(self.window) as u32;
-            let Ok(permit) = self.room.clone().acquire_many_owned(want).await else {
-                unreachable!("the engine never closes its semaphore")
-            };
             self.ledger.counts.sent += messages.len() as u64;
-            let first = self.transport.start(messages.clone()).await;
-            let (transport, policy) = (self.transport.clone(), self.policy);
-            Some(tokio::spawn(async move {
-                let outcome = confirm(transport, first, messages, policy).await;
-                drop(permit);
-                outcome
-            }))
+            let (transport, policy, room) =
+                (self.transport.clone(), self.policy, self.room.clone());
+            Some(if T::IN_ORDER {
+                let permit = take_room(room, want).await;
+                let first = self.transport.start(messages.clone()).await;
+                tokio::spawn(async move {
+                    let outcome = confirm(transport, first, messages, policy).await;
+                    drop(permit);
+                    outcome
+                })
+            } else {
+                tokio::spawn(async move {
+                    let permit = take_room(room, want).await;
+                    let first = transport.start(messages.clone()).await;
+                    let outcome = confirm(transport, first, messages, policy).await;
+                    drop(permit);
+                    outcome
+                })
+            })
         };
         self.unsettled += n;
         self.in_flight.push_back(Flight { slots, task });

@@ -293,6 +293,10 @@ impl Http {
 impl Transport for Http {
     type Message = HttpMessage;
 
+    /// Requests in flight together reach the receiver in any order, as
+    /// GitHub's own deliveries do.
+    const IN_ORDER: bool = false;
+
     fn describe(&self) -> String {
         self.shown.clone()
     }

@@ -131,6 +131,13 @@ pub trait Transport: Send + Sync + 'static {
     /// One kept event as it goes on the wire.
     type Message: Send + Sync + 'static;
 
+    /// Whether batches must go on the wire in archive order (AMQP: one
+    /// channel, one stream for consumers). A transport whose messages race
+    /// anyway once several are in flight (concurrent HTTP requests) says
+    /// no: its batches then wait for room, and start, on their own tasks
+    /// ([`engine`]'s module documentation says why that is faster).
+    const IN_ORDER: bool = true;
+
     /// The target as it may be shown and recorded (no credentials).
     fn describe(&self) -> String;
 
@@ -144,10 +151,11 @@ pub trait Transport: Send + Sync + 'static {
     /// The encoded size of a message, for [`BatchLimits::bytes`].
     fn size(&self, m: &Self::Message) -> usize;
 
-    /// Sends a batch. The engine calls this in archive order and awaits it
-    /// before the next call, so that what goes on the wire keeps that order;
-    /// the returned [`Pending`] then waits for the target's answers on a
-    /// task of its own. A transport that cannot send at all (its connection
+    /// Sends a batch. For an [`IN_ORDER`](Self::IN_ORDER) transport the
+    /// engine calls this in archive order and awaits it before the next
+    /// call, so that what goes on the wire keeps that order; otherwise each
+    /// batch's task calls it once the window has room. The returned
+    /// [`Pending`] then waits for the target's answers on that task. A transport that cannot send at all (its connection
     /// is gone) returns a `Pending` that says so for every message.
     fn start(&self, batch: Vec<Arc<Self::Message>>) -> impl Future<Output = Pending> + Send;
 
