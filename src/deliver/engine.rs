@@ -142,8 +142,9 @@ impl<T: Transport> Engine<T> {
         }
     }
 
-    /// Starts the waiting batch: waits for room in the window, then hands
-    /// the batch to the transport and its confirmation to a task.
+    /// Starts the waiting batch: once the window has room (waited for here
+    /// for an in-order transport, on the batch's task otherwise), hands the
+    /// batch to the transport, and its confirmation to that task.
     async fn start_batch(&mut self) -> Result<(), SinkError> {
         if self.batch.is_empty() {
             return Ok(());
