@@ -224,6 +224,23 @@ fn specials(w: u64) -> u64 {
         & HIGHS
 }
 
+/// Crosses string bytes eight at a time from `i`: the index of the first
+/// `"`, `\` or control character, or of the last bytes, fewer than eight,
+/// which the caller reads one by one.
+#[inline]
+fn next_special(data: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = data.get(i..i + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let found = specials(u64::from_le_bytes(word));
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
 impl<'a> Scan<'a> {
     fn new(data: &'a [u8], pos: usize) -> Self {
         Self {
@@ -310,21 +327,10 @@ impl<'a> Scan<'a> {
     /// that inlining saves were a sixth of the time spent skipping values.
     #[inline]
     fn string(&mut self) -> Result<bool> {
-        let data = self.data;
-        let mut i = self.pos + 1;
-        while let Some(chunk) = data.get(i..i + 8) {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            let found = specials(u64::from_le_bytes(word));
-            if found != 0 {
-                i += (found.trailing_zeros() / 8) as usize;
-                if data[i] == b'"' {
-                    self.pos = i + 1;
-                    return Ok(false);
-                }
-                break;
-            }
-            i += 8;
+        let i = next_special(self.data, self.pos + 1);
+        if self.data.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            return Ok(false);
         }
         self.string_rest(i)
     }
@@ -336,16 +342,7 @@ impl<'a> Scan<'a> {
         let data = self.data;
         let mut escaped = false;
         loop {
-            while let Some(chunk) = data.get(i..i + 8) {
-                let mut word = [0; 8];
-                word.copy_from_slice(chunk);
-                let found = specials(u64::from_le_bytes(word));
-                if found != 0 {
-                    i += (found.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                i += 8;
-            }
+            i = next_special(data, i);
             match data.get(i) {
                 Some(b'"') => {
                     self.pos = i + 1;
