@@ -66,6 +66,13 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process:
     }
 }
 
+/// Stops `serve` as an operator does (SIGTERM) and asserts that it exits
+/// with success within 30 s.
+fn stop_cleanly(server: &mut Server) {
+    common::signal(&server.child, "TERM");
+    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+}
+
 const HOSTILE: &str = r#"<img src=x onerror="window.__pwned=1">"#;
 
 #[test]
@@ -150,8 +157,7 @@ fn releases_appear_live_are_escaped_and_survive_a_restart() {
     activity(&mut b, ui);
 
     // After a restart the history is still there, from the UI database.
-    common::signal(&server.child, "TERM");
-    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    stop_cleanly(&mut server);
     let server = Server::start(&archive, &args);
     b.open(&format!("http://127.0.0.1:{}/", server.ui_port()));
     let text = b.text();
@@ -219,8 +225,7 @@ fn a_burst_of_deliveries_is_indexed_once_each_as_load_reads_it() {
             .collect()
     });
     // At shutdown the indexer takes what is archived, then stops.
-    common::signal(&server.child, "TERM");
-    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    stop_cleanly(&mut server);
 
     let indexed = rows(&db);
     let mut ids: Vec<String> = indexed
@@ -609,8 +614,7 @@ async fn an_s3_archive_fills_the_dashboard_and_its_spool_waits_for_it() {
         delivery_page(ui, &issue).contains("issue-marker-spooled")
     });
     assert!(delivery_page(ui, &issue).contains("verified"));
-    common::signal(&server.child, "TERM");
-    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    stop_cleanly(&mut server);
     // ...and from S3 under the uploader's key when only S3 has it.
     let ui_db = ui_db.to_str().unwrap();
     let (_ui, port) = start_ui_with(ui_db, &["--archive", &archive], &moto.env());
@@ -637,8 +641,7 @@ fn other_deliveries_payloads_are_read_from_the_archive() {
             && delivery_page(ui, &issue).contains("issue-marker-archived")
     });
     assert!(delivery_page(ui, &issue).contains("verified"));
-    common::signal(&server.child, "TERM");
-    assert!(wait_exit(&mut server.child, Duration::from_secs(30)).success());
+    stop_cleanly(&mut server);
 
     let out = common::run(&[
         "query",
