@@ -173,23 +173,25 @@ impl<T: Transport> Engine<T> {
             self.ledger.counts.sent += messages.len() as u64;
             let (transport, policy, room) =
                 (self.transport.clone(), self.policy, self.room.clone());
-            Some(if T::IN_ORDER {
-                let permit = take_room(room, want).await;
-                let first = self.transport.start(messages.clone()).await;
-                tokio::spawn(async move {
-                    let outcome = confirm(transport, first, messages, policy).await;
-                    drop(permit);
-                    outcome
-                })
+            // An in-order batch is started here, before the next one; any
+            // other starts on its task once there is room.
+            let started = if T::IN_ORDER {
+                let permit = take_room(room.clone(), want).await;
+                Some((permit, self.transport.start(messages.clone()).await))
             } else {
-                tokio::spawn(async move {
+                None
+            };
+            Some(tokio::spawn(async move {
+                let (permit, first) = if let Some(started) = started {
+                    started
+                } else {
                     let permit = take_room(room, want).await;
-                    let first = transport.start(messages.clone()).await;
-                    let outcome = confirm(transport, first, messages, policy).await;
-                    drop(permit);
-                    outcome
-                })
-            })
+                    (permit, transport.start(messages.clone()).await)
+                };
+                let outcome = confirm(transport, first, messages, policy).await;
+                drop(permit);
+                outcome
+            }))
         };
         self.unsettled += n;
         self.in_flight.push_back(Flight { slots, task });

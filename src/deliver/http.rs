@@ -111,12 +111,10 @@ pub fn batch_size(window: usize) -> usize {
 
 /// Posts deliveries to one URL.
 pub struct Http {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    uri: Uri,
-    authorization: Option<HeaderValue>,
+    /// Shared with every batch's task.
+    post: Arc<Post>,
     shown: String,
     sign_secret: Option<Secret>,
-    timeout: Duration,
     batch: usize,
 }
 
@@ -142,12 +140,14 @@ impl Http {
         }
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
-            client,
-            uri,
-            authorization,
+            post: Arc::new(Post {
+                client,
+                uri,
+                authorization,
+                timeout: cfg.timeout,
+            }),
             shown,
             sign_secret: cfg.sign_secret,
-            timeout: cfg.timeout,
             batch: batch_size(cfg.window),
         })
     }
@@ -343,17 +343,12 @@ impl Transport for Http {
     /// Posts every delivery of the batch at once. The requests are built
     /// and sent on the batch's own task, not on the engine's thread.
     async fn start(&self, batch: Vec<Arc<HttpMessage>>) -> Pending {
-        let post = Post {
-            client: self.client.clone(),
-            uri: self.uri.clone(),
-            authorization: self.authorization.clone(),
-            timeout: self.timeout,
-        };
+        let post = self.post.clone();
         Box::pin(async move { futures::future::join_all(batch.iter().map(|m| post.send(m))).await })
     }
 }
 
-/// What posting a delivery needs, owned by a batch's task.
+/// What posting a delivery needs: the client and where it posts.
 struct Post {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
