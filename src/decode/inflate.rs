@@ -78,26 +78,52 @@ const MAX_DEFLATE_RATIO: usize = 1032;
 /// Decompressed buffers given back by objects the run is done with, for the
 /// next ones. Bounded in number and in bytes, so that what is kept stays
 /// small beside the objects in flight (and in a long-running `serve`).
-static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+static SPARE: Mutex<Spares> = Mutex::new(Spares(Vec::new()));
 const SPARE_BUFFERS: usize = 8;
 const SPARE_BYTES: usize = 64 << 20;
 /// Smaller buffers are not worth keeping.
 const RECYCLED_FROM: usize = 64 << 10;
 
-/// A buffer of `size` bytes: a spare one when it is large enough (its bytes
-/// are whatever it last held: the caller overwrites them all), else a new one.
-fn buffer(size: usize) -> Vec<u8> {
-    let spare = SPARE.lock().ok().and_then(|mut spare| spare.pop());
-    match spare {
-        Some(mut buf) if buf.capacity() >= size => {
-            buf.resize(size, 0);
-            buf
+struct Spares(Vec<Vec<u8>>);
+
+impl Spares {
+    /// A kept buffer that holds `size` bytes, wherever it lies among them:
+    /// objects differ in size, and one too small for this object fits the
+    /// next.
+    fn take(&mut self, size: usize) -> Option<Vec<u8>> {
+        let fits = self.0.iter().position(|buf| buf.capacity() >= size)?;
+        Some(self.0.swap_remove(fits))
+    }
+
+    /// Keeps `buf` if it is worth keeping and there is room.
+    fn keep(&mut self, buf: Vec<u8>) {
+        let kept: usize = self.0.iter().map(Vec::capacity).sum();
+        if buf.capacity() >= RECYCLED_FROM
+            && self.0.len() < SPARE_BUFFERS
+            && kept + buf.capacity() <= SPARE_BYTES
+        {
+            self.0.push(buf);
         }
-        _ => vec![0; size],
     }
 }
 
-/// Gives a decompressed object's buffer back (see [`SPARE`]).
+/// A buffer of `size` bytes: a spare one (its bytes are whatever it last
+/// held: the caller overwrites them all), else a [`fresh`] one.
+fn buffer(size: usize) -> Vec<u8> {
+    let spare = SPARE.lock().ok().and_then(|mut spares| spares.take(size));
+    let mut buf = spare.unwrap_or_else(|| fresh(size));
+    buf.resize(size, 0);
+    buf
+}
+
+/// A new buffer for `size` bytes. It costs a page fault and a zeroed page
+/// for every 4 KiB written, where a spare costs nothing; so it is made an
+/// eighth larger (pages never written cost nothing), to fit the objects
+/// after this one too.
+fn fresh(size: usize) -> Vec<u8> {
+    vec![0; size.saturating_add(size / 8)]
+}
+
 /// A decompressed object's bytes, shared: slices of it (an HTTP message's
 /// body) need no copy, and the buffer goes back to the spares when the last
 /// of them is dropped.
@@ -109,7 +135,8 @@ pub(super) fn shared(buf: Vec<u8>) -> bytes::Bytes {
     bytes::Bytes::from_owner(Recycled(buf))
 }
 
-/// The owner behind [`shared`]'s bytes.
+/// The owner behind [`shared`]'s bytes, which gives the buffer back to the
+/// spares (see [`SPARE`]) when dropped.
 struct Recycled(Vec<u8>);
 
 impl AsRef<[u8]> for Recycled {
@@ -125,14 +152,8 @@ impl Drop for Recycled {
 }
 
 fn recycle(buf: Vec<u8>) {
-    if buf.capacity() < RECYCLED_FROM {
-        return;
-    }
-    if let Ok(mut spare) = SPARE.lock() {
-        let kept: usize = spare.iter().map(Vec::capacity).sum();
-        if spare.len() < SPARE_BUFFERS && kept + buf.capacity() <= SPARE_BYTES {
-            spare.push(buf);
-        }
+    if let Ok(mut spares) = SPARE.lock() {
+        spares.keep(buf);
     }
 }
 
@@ -221,6 +242,24 @@ mod tests {
             (kept.len(), why),
             (1000, DecodeError::TooLarge { limit: 1000 })
         );
+    }
+
+    #[test]
+    fn a_spare_that_fits_is_taken_wherever_it_lies_and_new_buffers_leave_room() {
+        let mut spares = Spares(Vec::new());
+        spares.keep(Vec::with_capacity(4 * RECYCLED_FROM));
+        spares.keep(Vec::with_capacity(RECYCLED_FROM));
+        spares.keep(Vec::with_capacity(RECYCLED_FROM / 2)); // not worth keeping
+        let taken = spares.take(2 * RECYCLED_FROM).map(|b| b.capacity());
+        assert_eq!(taken, Some(4 * RECYCLED_FROM));
+        assert_eq!(
+            spares.0.len(),
+            1,
+            "the one too small stays for a smaller object"
+        );
+        assert_eq!(spares.take(2 * RECYCLED_FROM), None);
+        assert!(spares.take(RECYCLED_FROM).is_some());
+        assert!(fresh(8_000_000).len() >= 9_000_000);
     }
 
     #[test]
