@@ -17,7 +17,7 @@ macro_rules! keys {
 
         impl Key {
             #[must_use]
-            pub fn from_name(name: &str) -> Option<Key> {
+            pub fn from_name(name: &[u8]) -> Option<Key> {
                 match name { $($name => Some(Key::$variant),)* _ => None }
             }
         }
@@ -25,27 +25,27 @@ macro_rules! keys {
 }
 
 keys! {
-    Zen = "zen", HookId = "hook_id", Pusher = "pusher", Commits = "commits",
-    RefType = "ref_type", MasterBranch = "master_branch",
-    DeploymentStatus = "deployment_status", Deployment = "deployment",
-    WorkflowJob = "workflow_job", WorkflowJobRun = "workflow_job_run",
-    Reviewers = "reviewers", WorkflowRun = "workflow_run", Workflow = "workflow",
-    CheckRun = "check_run", CheckSuite = "check_suite",
-    PullRequest = "pull_request", Review = "review", Comment = "comment", Thread = "thread",
-    Issue = "issue", Discussion = "discussion", Release = "release", Forkee = "forkee",
-    Pages = "pages", Build = "build", Sha = "sha", State = "state", Context = "context",
-    StarredAt = "starred_at", Alert = "alert", CommitOid = "commit_oid", Rule = "rule",
-    DeployKey = "key", RepositoriesAdded = "repositories_added",
-    RepositoriesRemoved = "repositories_removed", Repositories = "repositories",
-    MarketplacePurchase = "marketplace_purchase", Team = "team", Member = "member",
-    Scope = "scope", BlockedUser = "blocked_user", Membership = "membership",
-    Invitation = "invitation", Package = "package", RegistryPackage = "registry_package",
-    ProjectCard = "project_card", ProjectColumn = "project_column", Project = "project",
-    ProjectsV2Item = "projects_v2_item", ProjectsV2 = "projects_v2", Label = "label",
-    Milestone = "milestone", Branch = "branch", ClientPayload = "client_payload",
-    Inputs = "inputs", SecurityAdvisory = "security_advisory", Sponsorship = "sponsorship",
-    Installation = "installation", Organization = "organization", Repository = "repository",
-    Sender = "sender", Action = "action", MergeGroup = "merge_group",
+    Zen = b"zen", HookId = b"hook_id", Pusher = b"pusher", Commits = b"commits",
+    RefType = b"ref_type", MasterBranch = b"master_branch",
+    DeploymentStatus = b"deployment_status", Deployment = b"deployment",
+    WorkflowJob = b"workflow_job", WorkflowJobRun = b"workflow_job_run",
+    Reviewers = b"reviewers", WorkflowRun = b"workflow_run", Workflow = b"workflow",
+    CheckRun = b"check_run", CheckSuite = b"check_suite",
+    PullRequest = b"pull_request", Review = b"review", Comment = b"comment", Thread = b"thread",
+    Issue = b"issue", Discussion = b"discussion", Release = b"release", Forkee = b"forkee",
+    Pages = b"pages", Build = b"build", Sha = b"sha", State = b"state", Context = b"context",
+    StarredAt = b"starred_at", Alert = b"alert", CommitOid = b"commit_oid", Rule = b"rule",
+    DeployKey = b"key", RepositoriesAdded = b"repositories_added",
+    RepositoriesRemoved = b"repositories_removed", Repositories = b"repositories",
+    MarketplacePurchase = b"marketplace_purchase", Team = b"team", Member = b"member",
+    Scope = b"scope", BlockedUser = b"blocked_user", Membership = b"membership",
+    Invitation = b"invitation", Package = b"package", RegistryPackage = b"registry_package",
+    ProjectCard = b"project_card", ProjectColumn = b"project_column", Project = b"project",
+    ProjectsV2Item = b"projects_v2_item", ProjectsV2 = b"projects_v2", Label = b"label",
+    Milestone = b"milestone", Branch = b"branch", ClientPayload = b"client_payload",
+    Inputs = b"inputs", SecurityAdvisory = b"security_advisory", Sponsorship = b"sponsorship",
+    Installation = b"installation", Organization = b"organization", Repository = b"repository",
+    Sender = b"sender", Action = b"action", MergeGroup = b"merge_group",
 }
 
 /// A set of [`Key`]s, one bit each.
@@ -209,7 +209,7 @@ mod tests {
     fn keys(names: &[&str]) -> KeySet {
         let mut set = KeySet::default();
         for n in names {
-            set.insert(Key::from_name(n).unwrap());
+            set.insert(Key::from_name(n.as_bytes()).unwrap());
         }
         set
     }

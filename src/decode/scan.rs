@@ -194,7 +194,7 @@ pub fn skip_value(data: &[u8], start: usize) -> Result<usize> {
 }
 
 fn insert_key(keys: &mut KeySet, key: &[u8]) {
-    if let Some(k) = std::str::from_utf8(key).ok().and_then(Key::from_name) {
+    if let Some(k) = Key::from_name(key) {
         keys.insert(k);
     }
 }
@@ -379,7 +379,10 @@ impl<'a> Scan<'a> {
                 .map(Cow::Owned)
                 .map_err(|_| self.error_at(start, ErrorKind::BadString))
         } else {
-            Ok(String::from_utf8_lossy(&raw[1..raw.len() - 1]))
+            // (`from_utf8_lossy` alone walks even good text in chunks.)
+            let inner = &raw[1..raw.len() - 1];
+            Ok(std::str::from_utf8(inner)
+                .map_or_else(|_| String::from_utf8_lossy(inner), Cow::Borrowed))
         }
     }
 
