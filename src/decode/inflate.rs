@@ -87,11 +87,16 @@ const RECYCLED_FROM: usize = 64 << 10;
 struct Spares(Vec<Vec<u8>>);
 
 impl Spares {
-    /// A kept buffer that holds `size` bytes, wherever it lies among them:
-    /// objects differ in size, and one too small for this object fits the
-    /// next.
+    /// The smallest kept buffer that holds `size` bytes, wherever it lies
+    /// among them: objects differ in size, and one too small for this object
+    /// fits the next (and a large one is left for a large object).
     fn take(&mut self, size: usize) -> Option<Vec<u8>> {
-        let fits = self.0.iter().position(|buf| buf.capacity() >= size)?;
+        let (fits, _) = self
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, buf)| buf.capacity() >= size)
+            .min_by_key(|(_, buf)| buf.capacity())?;
         Some(self.0.swap_remove(fits))
     }
 
@@ -245,20 +250,17 @@ mod tests {
     }
 
     #[test]
-    fn a_spare_that_fits_is_taken_wherever_it_lies_and_new_buffers_leave_room() {
+    fn the_smallest_spare_that_fits_is_taken_wherever_it_lies_and_new_buffers_leave_room() {
         let mut spares = Spares(Vec::new());
+        spares.keep(Vec::with_capacity(8 * RECYCLED_FROM));
         spares.keep(Vec::with_capacity(4 * RECYCLED_FROM));
         spares.keep(Vec::with_capacity(RECYCLED_FROM));
         spares.keep(Vec::with_capacity(RECYCLED_FROM / 2)); // not worth keeping
-        let taken = spares.take(2 * RECYCLED_FROM).map(|b| b.capacity());
-        assert_eq!(taken, Some(4 * RECYCLED_FROM));
-        assert_eq!(
-            spares.0.len(),
-            1,
-            "the one too small stays for a smaller object"
-        );
-        assert_eq!(spares.take(2 * RECYCLED_FROM), None);
-        assert!(spares.take(RECYCLED_FROM).is_some());
+        let mut take = |size| spares.take(size).map(|b| b.capacity() / RECYCLED_FROM);
+        assert_eq!(take(2 * RECYCLED_FROM), Some(4));
+        assert_eq!(take(2 * RECYCLED_FROM), Some(8));
+        assert_eq!(take(2 * RECYCLED_FROM), None, "the one too small stays");
+        assert_eq!(take(RECYCLED_FROM), Some(1));
         assert!(fresh(8_000_000).len() >= 9_000_000);
     }
 
