@@ -124,10 +124,13 @@ fn buffer(size: usize) -> Vec<u8> {
 /// A new buffer for `size` bytes. It costs a page fault and a zeroed page
 /// for every 4 KiB written, where a spare costs nothing; so it is made an
 /// eighth larger (pages never written cost nothing), to fit the objects
-/// after this one too.
+/// after this one too. At most [`HEADROOM`] larger: past that, the spare
+/// room of a huge object is address space for nothing.
 fn fresh(size: usize) -> Vec<u8> {
-    vec![0; size.saturating_add(size / 8)]
+    vec![0; size.saturating_add((size / 8).min(HEADROOM))]
 }
+
+const HEADROOM: usize = 8 << 20;
 
 /// A decompressed object's bytes, shared: slices of it (an HTTP message's
 /// body) need no copy, and the buffer goes back to the spares when the last
@@ -261,7 +264,8 @@ mod tests {
         assert_eq!(take(2 * RECYCLED_FROM), Some(8));
         assert_eq!(take(2 * RECYCLED_FROM), None, "the one too small stays");
         assert_eq!(take(RECYCLED_FROM), Some(1));
-        assert!(fresh(8_000_000).len() >= 9_000_000);
+        assert_eq!(fresh(8_000_000).len(), 9_000_000);
+        assert_eq!(fresh(256 << 20).len(), (256 << 20) + HEADROOM);
     }
 
     #[test]
