@@ -107,26 +107,24 @@ fn parse_stamp(stamp: &str) -> Option<DateTime<Utc>> {
 }
 
 fn is_uuid(s: &str) -> bool {
-    s.len() == UUID_LEN
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
+    guid_bits(s).is_some()
 }
 
 /// A GitHub delivery id as a 128-bit number when it is a GUID, which it
 /// always is from GitHub; used as an exact, compact dedupe key.
 #[must_use]
 pub fn guid_bits(id: &str) -> Option<u128> {
-    if !is_uuid(id) {
+    if id.len() != UUID_LEN {
         return None;
     }
-    // Digit by digit, with no string built: this runs for every event read
-    // (the dedupe set) and every delivery taken (serve's index).
+    // One pass that checks the layout and folds the digits, with no string
+    // built: this runs for every event read (the dedupe set) and every
+    // delivery taken (serve's index).
     id.bytes()
-        .filter(|&b| b != b'-')
-        .try_fold(0u128, |bits, b| {
-            Some(bits << 4 | u128::from(char::from(b).to_digit(16)?))
+        .enumerate()
+        .try_fold(0u128, |bits, (i, b)| match i {
+            8 | 13 | 18 | 23 => (b == b'-').then_some(bits),
+            _ => Some(bits << 4 | u128::from(char::from(b).to_digit(16)?)),
         })
 }
 
