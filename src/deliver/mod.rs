@@ -155,8 +155,9 @@ pub trait Transport: Send + Sync + 'static {
     /// engine calls this in archive order and awaits it before the next
     /// call, so that what goes on the wire keeps that order; otherwise each
     /// batch's task calls it once the window has room. The returned
-    /// [`Pending`] then waits for the target's answers on that task. A transport that cannot send at all (its connection
-    /// is gone) returns a `Pending` that says so for every message.
+    /// [`Pending`] then waits for the target's answers on that task. A
+    /// transport that cannot send at all (its connection is gone) returns a
+    /// `Pending` that says so for every message.
     fn start(&self, batch: Vec<Arc<Self::Message>>) -> impl Future<Output = Pending> + Send;
 
     /// The message that stops a run after passing failures outlasted the
