@@ -256,11 +256,6 @@ fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
 /// Splits `data` into JSON documents (back to back, newline-delimited, or
 /// both) and turns each into an event; bad stretches become problems.
 fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<DecodeError>) {
-    // The scan checks JSON, not UTF-8; a record is printed and sent as text,
-    // so it must be UTF-8 throughout. The object is checked once, record by
-    // record only if that fails. (Found by fuzzing: a good-looking record
-    // whose skipped field held bytes that are not UTF-8.)
-    let all_utf8 = simdutf8::basic::from_utf8(data).is_ok();
     let mut pos = skip_whitespace(data, 0);
     while pos < data.len() {
         let start = pos;
@@ -268,10 +263,13 @@ fn split_records(data: &[u8], events: &mut Vec<Event>, problems: &mut Vec<Decode
             Ok(record) => {
                 let end = record.end;
                 let index = events.len() as u32;
-                let built = if all_utf8 || std::str::from_utf8(&data[start..end]).is_ok() {
-                    build_event(record, start..end, data, index)
-                } else {
-                    Err(RecordError::NotUtf8)
+                // A record is printed and sent as text, so it must be UTF-8
+                // throughout, fields nobody reads included. (Found by
+                // fuzzing: a good-looking record whose skipped field held
+                // bytes that are not UTF-8.)
+                let built = match record.not_utf8 {
+                    None => build_event(record, start..end, data, index),
+                    Some(_) => Err(RecordError::NotUtf8),
                 };
                 match built {
                     Ok(event) => events.push(event),
@@ -725,6 +723,27 @@ mod tests {
             "{:?}",
             obj.problems
         );
+    }
+
+    #[test]
+    fn a_body_kept_as_base64_must_still_be_utf8_text_to_be_taken() {
+        let record = |body: &[u8]| archive::Record {
+            delivery_id: "d".into(),
+            event: "push".into(),
+            received_at: chrono::Utc::now(),
+            headers: BTreeMap::new(),
+            body: body.to_vec(),
+        };
+        // Not UTF-8, so not embedded: the record keeps it as base64, and the
+        // payload read from it would print as text that is not text.
+        let line = record(b"{\"a\": \"\xff\"}").to_json_line();
+        assert!(line.windows(11).any(|w| w == b"body_base64"));
+        let why = check_record(&line).unwrap_err();
+        assert!(why.contains("not UTF-8 text at byte 7"), "{why}");
+        // Padded with spaces, it is kept as base64 too, and taken.
+        let line = record(b" {\"a\": \"\xc3\xa9\"}\n").to_json_line();
+        assert!(line.windows(11).any(|w| w == b"body_base64"));
+        assert_eq!(check_record(&line), Ok(()));
     }
 
     /// [`nesting`] as it was first written, a byte at a time.
