@@ -343,9 +343,9 @@ impl<'a> Scan<'a> {
     /// Most strings hold no escape: this part, inlined where strings are
     /// crossed, takes them to their closing quote; the first `\`, control
     /// character or byte that is not ASCII goes on in `string_rest`, out of
-    /// line. Webhook strings are
-    /// short (26 bytes on average), so the call and the returned `Result`
-    /// that inlining saves were a sixth of the time spent skipping values.
+    /// line. Webhook strings are short (26 bytes on average), so the call
+    /// and the returned `Result` that inlining saves were a sixth of the
+    /// time spent skipping values.
     #[inline]
     fn string(&mut self) -> Result<bool> {
         let i = next_special(self.data, self.pos + 1);
