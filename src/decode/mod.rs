@@ -321,13 +321,16 @@ struct Facts {
     repository_object: bool,
     private: Private,
     sender: Option<String>,
-    inferred_event: &'static str,
+    /// What tells the event of a raw payload, which names none.
+    keys: infer::KeySet,
+    alert: infer::AlertKind,
 }
 
 impl Facts {
     fn from_scan(f: scan::Facts<'_>) -> Self {
         Facts {
-            inferred_event: infer::infer_event(f.keys, f.action.as_deref(), f.alert),
+            keys: f.keys,
+            alert: f.alert,
             action: f.action.map(Cow::into_owned),
             repository: f.repository.full_name.map(Cow::into_owned),
             repository_object: f.repository.is_object,
@@ -392,7 +395,8 @@ fn build_event(
         Facts::from_scan(r.facts)
     };
     if event.shape == Shape::Raw {
-        facts.inferred_event.clone_into(&mut event.event);
+        infer::infer_event(facts.keys, facts.action.as_deref(), facts.alert)
+            .clone_into(&mut event.event);
     }
     event.action = facts.action;
     event.repository = facts.repository;
