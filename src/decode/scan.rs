@@ -9,10 +9,10 @@
 //! Hand-written because this is where the read path spends its time: a
 //! general deserializer pays per token for what ghreplay throws away. Strings,
 //! most of a webhook's bytes, are crossed eight bytes at a time (a SWAR test
-//! for `"`, `\` and control characters). Nesting is followed with an explicit
-//! stack, so depth costs memory, never the call stack. Agreement with
-//! `serde_json` on what is JSON, and where a document ends, is a property
-//! test below.
+//! for `"`, `\`, control characters and bytes above ASCII). Nesting is
+//! followed with an explicit stack, so depth costs memory, never the call
+//! stack. Agreement with `serde_json` on what is JSON, and where a document
+//! ends, is a property test below.
 //!
 //! The same pass checks that the text is UTF-8, so that an object is read
 //! once after it is decompressed: a string's bytes that are not ASCII, rare
@@ -234,13 +234,19 @@ const HIGHS: u64 = ONES << 7;
 /// The high bit of each byte of `w` that is `"`, `\`, a control character or
 /// not ASCII. Bytes above the first such byte may be flagged falsely (a
 /// borrow), so only the lowest flag is meaningful.
+///
+/// The usual zero test, `(x - 1) & !x`, masks out bytes from 0x80 up; here
+/// they are wanted, so the masks go. With no borrow from below, a byte `b`
+/// under 0x80 gets a high bit from `(b ^ '"') - 1` or `(b ^ '\\') - 1` only
+/// where that XOR is zero, and from `b - 0x20` only where `b` is below 0x20.
+/// A byte from 0x80 up XORs to two values from 0x80 up, which cannot both be
+/// 0x80, so one of the two subtractions keeps its high bit.
 #[inline]
 fn specials(w: u64) -> u64 {
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash | control | w)
-        & HIGHS
+    let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+    let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    let control = w.wrapping_sub(ONES * 0x20);
+    (quote | backslash | control) & HIGHS
 }
 
 /// Crosses string bytes eight at a time from `i`: the index of the first
@@ -840,6 +846,47 @@ mod tests {
         );
         let e = payload(b"{\"a\": \"\xff\"}").unwrap_err();
         assert_eq!((e.at, e.kind), (7, ErrorKind::NotUtf8));
+    }
+
+    #[test]
+    fn specials_flags_every_special_byte_in_every_lane_and_nothing_else() {
+        for b in 0..=255u8 {
+            let special = b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
+            for lane in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[lane] = b;
+                let found = specials(u64::from_le_bytes(bytes));
+                assert_eq!(
+                    found,
+                    u64::from(special) << (lane * 8 + 7),
+                    "{b:#x} in lane {lane}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The lowest flag `specials` raises is the first byte that is `"`,
+        /// `\`, a control character or not ASCII, and it raises none when
+        /// no byte is.
+        #[test]
+        fn specials_flags_the_first_special_byte_first(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'"'),
+                    proptest::prelude::Just(b'\\'),
+                    0u8..0x20,
+                    0x20u8..0x80,
+                    0x80u8..=0xff,
+                ],
+                8,
+            ),
+        ) {
+            let special = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
+            let first = bytes.iter().position(|&b| special(b)).unwrap_or(8);
+            let word = u64::from_le_bytes(bytes.clone().try_into().unwrap());
+            proptest::prop_assert_eq!((specials(word).trailing_zeros() / 8) as usize, first, "{:x?}", bytes);
+        }
     }
 
     /// What `serde_json` makes of one document at the start of `text`: its
