@@ -848,10 +848,15 @@ mod tests {
         assert_eq!((e.at, e.kind), (7, ErrorKind::NotUtf8));
     }
 
+    /// What [`specials`] must flag, a byte at a time.
+    fn is_special(b: u8) -> bool {
+        b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)
+    }
+
     #[test]
     fn specials_flags_every_special_byte_in_every_lane_and_nothing_else() {
         for b in 0..=255u8 {
-            let special = b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
+            let special = is_special(b);
             for lane in 0..8 {
                 let mut bytes = [b'a'; 8];
                 bytes[lane] = b;
@@ -882,8 +887,7 @@ mod tests {
                 8,
             ),
         ) {
-            let special = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
-            let first = bytes.iter().position(|&b| special(b)).unwrap_or(8);
+            let first = bytes.iter().position(|&b| is_special(b)).unwrap_or(8);
             let word = u64::from_le_bytes(bytes.clone().try_into().unwrap());
             proptest::prop_assert_eq!((specials(word).trailing_zeros() / 8) as usize, first, "{:x?}", bytes);
         }
